@@ -1,0 +1,37 @@
+# Courier — make targets. `make help` lists them.
+SHELL := /bin/bash
+GO    ?= go
+PKGS  ?= ./...
+
+.PHONY: help demo test test-short integration bench lint fmt vet brokers-up brokers-down
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+demo: ## run the quickstart on memory:// (or on $$COURIER_URL)
+	$(GO) run ./examples/quickstart
+
+test: ## unit tests + in-process conformance (race detector on); skips what needs a missing broker and says so
+	@bash .ci/test.sh
+
+integration: brokers-up ## start native brokers, then run every test against them (COURIER_REQUIRE_BROKERS=1)
+	@set -a; source .brokers/env; set +a; COURIER_REQUIRE_BROKERS=1 \
+		$(GO) test -race -tags integration -count=1 -timeout 25m $(PKGS)
+
+bench: ## benchmarks (testing.B) and the side-by-side harness
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 $(PKGS)
+
+lint: vet ## gofmt + go vet
+	@out=$$(gofmt -l . 2>&1); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt: ## gofmt -w
+	gofmt -w .
+
+brokers-up: ## install (if missing) and start RabbitMQ, Kafka, SQS, Pub/Sub, Redis, PostgreSQL on loopback
+	@bash integration/brokers/up.sh
+
+brokers-down: ## stop what brokers-up started
+	@bash integration/brokers/down.sh

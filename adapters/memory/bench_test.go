@@ -1,0 +1,62 @@
+package memory_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/courierhq/courier/adapters/memory"
+	"github.com/courierhq/courier/message"
+	"github.com/courierhq/courier/transport"
+)
+
+// BenchmarkEndToEnd measures publish + handle + ack through the engine on the in-process
+// broker, 256-byte payloads, published in batches of 100. Report: msgs/s.
+func BenchmarkEndToEnd(b *testing.B) {
+	for _, conc := range []int{1, 8} {
+		b.Run(fmt.Sprintf("concurrency=%d", conc), func(b *testing.B) {
+			ctx := context.Background()
+			conn, err := memory.Open(memory.Config{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer conn.Close(ctx)
+			sub, err := conn.Subscribe(ctx, "bench", "s", transport.SubscriberConfig{Concurrency: conc})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var handled atomic.Int64
+			done := make(chan struct{})
+			total := int64(b.N)
+			rctx, cancel := context.WithCancel(ctx)
+			go func() {
+				_ = sub.Run(rctx, func(context.Context, *message.Message) error {
+					if handled.Add(1) == total {
+						close(done)
+					}
+					return nil
+				})
+			}()
+			payload := make([]byte, 256)
+			const batch = 100
+			msgs := make([]*message.Message, batch)
+			b.ReportAllocs()
+			b.SetBytes(256)
+			b.ResetTimer()
+			for sent := 0; sent < b.N; sent += batch {
+				n := min(batch, b.N-sent)
+				for i := 0; i < n; i++ {
+					msgs[i] = &message.Message{Payload: payload}
+				}
+				if err := conn.Publish(ctx, "bench", msgs[:n]...); err != nil {
+					b.Fatal(err)
+				}
+			}
+			<-done
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			cancel()
+		})
+	}
+}

@@ -1,0 +1,129 @@
+package transport
+
+import (
+	"context"
+	"time"
+
+	"github.com/courierhq/courier/message"
+)
+
+// Driver is what an adapter implements: broker I/O and mapping, nothing more. Concurrency,
+// per-key ordering, retries, dead-letter hand-off and graceful shutdown live in this package
+// (the consumer engine) and are the same for every broker.
+//
+// A Driver must be safe for concurrent use. Users never call it directly; they hold a *Conn.
+type Driver interface {
+	// Capabilities describes what the broker can do; the engine and the conformance suite
+	// adapt to it.
+	Capabilities() Capabilities
+
+	// Publish sends msgs to topic and returns nil only once the broker has accepted every
+	// message durably (publisher confirm, acks=all, per-entry success, publish result). When
+	// some messages fail, it returns a *PublishError whose indexes refer to msgs; messages not
+	// listed there were accepted. msgs is non-empty, contains no nil, every message has an ID,
+	// and every message fits Capabilities.MaxMessageBytes: the caller checked.
+	Publish(ctx context.Context, topic string, msgs []*message.Message) error
+
+	// Subscribe makes sure the subscription exists (creating it when the adapter is allowed
+	// to) so that messages published from now on are retained for it, and returns a Receiver
+	// that consumes it. Several Receivers on one subscription compete for its messages.
+	Subscribe(ctx context.Context, spec SubscriptionSpec) (Receiver, error)
+
+	// Close releases the connection. Receivers are closed before it is called.
+	Close(ctx context.Context) error
+}
+
+// Receiver consumes one subscription for the engine. The engine calls Receive from one
+// goroutine; Ack and Nack may be called concurrently with Receive and with each other.
+type Receiver interface {
+	// Receive blocks until at least one message is available or ctx is done, then fills buf
+	// with up to len(buf) messages and returns how many. Each message carries its receipt
+	// (message.SetReceipt), Topic, Subscription and Attempt (1 for a first delivery). It
+	// returns ctx.Err() once ctx is done, and another error when the subscription is broken
+	// beyond the adapter's own recovery.
+	Receive(ctx context.Context, buf []*message.Message) (int, error)
+
+	// Ack acknowledges handled messages: the broker will not deliver them again.
+	Ack(ctx context.Context, msgs []*message.Message) error
+
+	// Nack returns a message to the broker for redelivery no sooner than delay from now, with
+	// its delivery attempt counted. Only called when Capabilities.Redelivery is true, and with
+	// delay 0 to release messages that were received but not handled (on shutdown).
+	Nack(ctx context.Context, m *message.Message, delay time.Duration) error
+
+	// Close stops consuming. Messages received and neither acked nor nacked become available
+	// to other receivers again (at once or after the broker's lease runs out).
+	Close(ctx context.Context) error
+}
+
+// Rejecter is implemented by receivers whose broker can dead-letter a message natively
+// (RabbitMQ's dead-letter exchange). With native dead-lettering on, the engine calls Reject
+// instead of publishing the message to the dead-letter topic itself. Brokers whose native
+// dead-lettering counts deliveries instead (SQS redrive, Pub/Sub dead-letter policy) do not
+// implement it; the engine nacks and the broker moves the message when its count runs out.
+type Rejecter interface {
+	Reject(ctx context.Context, m *message.Message, cause error) error
+}
+
+// DeadLetterNamer is implemented by drivers whose topic names need a special form for the
+// default dead-letter topic (an SQS FIFO queue's dead-letter queue must end in ".fifo").
+type DeadLetterNamer interface {
+	DeadLetterTopic(topic string) string
+}
+
+// Capabilities describes a broker to the engine and to the conformance suite.
+type Capabilities struct {
+	// Name is the adapter's name ("memory", "rabbitmq", …).
+	Name string
+	// Redelivery: Nack makes the broker deliver the message again after a delay. Without it
+	// (Kafka) the engine retries in place and only acks.
+	Redelivery bool
+	// DeliveryCount: the broker counts deliveries, so Message.Attempt survives a restart.
+	DeliveryCount bool
+	// FanOut: a topic can have several subscriptions that each get every message.
+	FanOut bool
+	// Persistent: published messages survive a restart of the connection (not of memory://).
+	Persistent bool
+	// NativeOrdering: the broker itself delivers one key's messages in order to one consumer
+	// (Kafka partitions, Pub/Sub ordering keys, SQS FIFO groups).
+	NativeOrdering bool
+	// NativeDeadLetter: the adapter can set up the broker's own dead-lettering.
+	NativeDeadLetter bool
+	// MaxMessageBytes is the largest message (message.Size) the broker accepts; 0 means no
+	// limit Courier knows of. Publish rejects larger messages with ErrMessageTooLarge.
+	MaxMessageBytes int
+	// MaxHeaderValueBytes is the longest header value the broker accepts; 0 means no limit.
+	MaxHeaderValueBytes int
+	// MaxHeaderNameBytes is the longest header name the broker accepts; 0 means no limit.
+	MaxHeaderNameBytes int
+	// MaxBatch is the most messages the adapter sends in one broker request; Publish accepts
+	// any number and the adapter splits. Informational.
+	MaxBatch int
+}
+
+// SubscriptionSpec tells a driver which subscription to consume and how.
+type SubscriptionSpec struct {
+	// Topic the subscription is attached to.
+	Topic string
+	// Subscription name; unique per broker is safest (RabbitMQ queues and Pub/Sub
+	// subscription IDs are global names).
+	Subscription string
+	// Prefetch is how many unacknowledged messages the engine will hold at most; adapters
+	// with push delivery set their flow control (basic.qos, MaxOutstandingMessages) to it.
+	Prefetch int
+	// Ordered asks the broker to preserve per-key order where it can (Pub/Sub message
+	// ordering, a single active consumer).
+	Ordered bool
+	// NativeDeadLetter, when non-nil, asks the adapter to set up the broker's own
+	// dead-lettering.
+	NativeDeadLetter *NativeDeadLetterSpec
+}
+
+// NativeDeadLetterSpec configures broker-native dead-lettering.
+type NativeDeadLetterSpec struct {
+	// Topic receives the dead-lettered messages.
+	Topic string
+	// MaxAttempts is the delivery count after which the broker moves a message (SQS
+	// maxReceiveCount, Pub/Sub max delivery attempts).
+	MaxAttempts int
+}

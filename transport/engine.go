@@ -1,0 +1,424 @@
+package transport
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/courierhq/courier/message"
+)
+
+// The consumer engine. One per Run. It is the only place in Courier that decides:
+//
+//   - how many handlers run (Concurrency workers);
+//   - per-key order: a message with a non-empty Key goes to the worker its key hashes to, so one
+//     key's messages are handled one at a time in delivery order; messages without a key go to
+//     a shared queue any idle worker takes from;
+//   - how much is held (Prefetch: received and not yet acked/nacked/released);
+//   - what a failure does: ack on nil; on error, retry — by nacking with the backoff delay when
+//     the broker redelivers and the message has no key, else in place (sleep, call again) so
+//     the key's order holds and brokers without redelivery (Kafka) work; dead-letter when the
+//     error is permanent or attempts run out, and ack only once the dead-letter copy is stored;
+//   - how it stops: no more receiving, unstarted messages released, in-flight handlers given
+//     DrainTimeout, acks flushed, receiver closed.
+type engine struct {
+	s       *Subscriber
+	recv    Receiver
+	h       message.Handler
+	caps    Capabilities
+	retry   RetryPolicy
+	ordered bool
+	log     *slog.Logger
+
+	hctx    context.Context // handlers' context: outlives Run's ctx until the drain timeout
+	hcancel context.CancelFunc
+	opctx   context.Context // for acks, nacks and the final close
+
+	lanes    []chan *message.Message
+	shared   chan *message.Message
+	stopping chan struct{}
+	wg       sync.WaitGroup
+
+	prefetch int64
+	inflight atomic.Int64
+	room     chan struct{}
+
+	acks acker
+}
+
+func newEngine(s *Subscriber, h message.Handler, parent context.Context) *engine {
+	cfg := &s.cfg
+	e := &engine{
+		s:        s,
+		recv:     s.recv,
+		h:        h,
+		caps:     s.conn.caps,
+		retry:    cfg.Retry,
+		ordered:  !cfg.DisableOrdering,
+		log:      s.log,
+		lanes:    make([]chan *message.Message, cfg.Concurrency),
+		shared:   make(chan *message.Message, cfg.Prefetch),
+		stopping: make(chan struct{}),
+		prefetch: int64(cfg.Prefetch),
+		room:     make(chan struct{}, 1),
+	}
+	e.opctx = context.WithoutCancel(parent)
+	e.hctx, e.hcancel = context.WithCancel(e.opctx)
+	for i := range e.lanes {
+		if e.ordered || i == 0 {
+			e.lanes[i] = make(chan *message.Message, cfg.Prefetch)
+		} else {
+			e.lanes[i] = e.lanes[0]
+		}
+	}
+	e.acks = acker{recv: e.recv, log: e.log, ctx: e.opctx, wake: make(chan struct{}, 1), done: make(chan struct{}), exited: make(chan struct{})}
+	return e
+}
+
+func (e *engine) run(ctx context.Context) error {
+	go e.acks.loop()
+	for i := range e.lanes {
+		e.wg.Add(1)
+		go e.worker(e.lanes[i])
+	}
+
+	fatal := e.fetch(ctx)
+	close(e.stopping)
+
+	drained := make(chan struct{})
+	go func() { e.wg.Wait(); close(drained) }()
+	var drainErr error
+	timer := time.NewTimer(e.s.cfg.DrainTimeout)
+	select {
+	case <-drained:
+		timer.Stop()
+	case <-timer.C:
+		e.hcancel() // ask the stragglers to give up
+		select {
+		case <-drained:
+		case <-time.After(time.Second):
+			drainErr = errDrain
+			e.log.Error("courier: handlers did not return after the drain timeout and their context was cancelled; their messages are not acknowledged and will be redelivered",
+				"drain_timeout", e.s.cfg.DrainTimeout)
+		}
+	}
+	e.releaseQueued()
+	e.acks.close()
+	e.hcancel()
+
+	cctx, cancel := context.WithTimeout(e.opctx, 10*time.Second)
+	defer cancel()
+	var closeErr error
+	if err := e.recv.Close(cctx); err != nil {
+		closeErr = fmt.Errorf("courier: close subscription %s/%s: %w", e.s.spec.Topic, e.s.spec.Subscription, err)
+	}
+	switch {
+	case fatal != nil:
+		return fatal
+	case drainErr != nil:
+		return drainErr
+	default:
+		return closeErr
+	}
+}
+
+// fetch receives and dispatches until ctx is done or the receiver breaks.
+func (e *engine) fetch(ctx context.Context) error {
+	buf := make([]*message.Message, min(e.prefetch, 512))
+	nlanes := uint32(len(e.lanes))
+	for {
+		free := e.prefetch - e.inflight.Load()
+		if free <= 0 {
+			select {
+			case <-e.room:
+				continue
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		n, err := e.recv.Receive(ctx, buf[:min(free, int64(len(buf)))])
+		if n > 0 {
+			e.inflight.Add(int64(n))
+			for i := 0; i < n; i++ {
+				m := buf[i]
+				buf[i] = nil
+				if m.Attempt < 1 {
+					m.Attempt = 1
+				}
+				if e.ordered && m.Key != "" {
+					e.lanes[keyHash(m.Key)%nlanes] <- m
+				} else {
+					e.shared <- m
+				}
+			}
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			e.log.Error("courier: subscription broken", "error", err)
+			return fmt.Errorf("courier: receive %s/%s: %w", e.s.spec.Topic, e.s.spec.Subscription, err)
+		}
+	}
+}
+
+// keyHash is FNV-1a, inlined to avoid an allocation per message.
+func keyHash(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
+}
+
+func (e *engine) worker(lane chan *message.Message) {
+	defer e.wg.Done()
+	for {
+		var m *message.Message
+		select {
+		case <-e.stopping:
+			return
+		default:
+		}
+		select {
+		case m = <-lane:
+		case m = <-e.shared:
+		case <-e.stopping:
+			return
+		}
+		select {
+		case <-e.stopping:
+			e.release(m)
+			return
+		default:
+		}
+		e.process(m)
+	}
+}
+
+// finished returns a message's prefetch slot.
+func (e *engine) finished() {
+	if e.inflight.Add(-1) == e.prefetch-1 {
+		select {
+		case e.room <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (e *engine) process(m *message.Message) {
+	// The handler chain may replace Payload, Headers, Key (decryption, say); what goes back to
+	// the broker or to the dead-letter topic is the message as received.
+	payload, headers, key, id := m.Payload, m.Headers, m.Key, m.ID
+	var first time.Time
+	for {
+		err := e.call(m)
+		if err == nil {
+			e.finished()
+			e.acks.add(m)
+			return
+		}
+		m.Payload, m.Headers, m.Key, m.ID = payload, headers, key, id
+		if e.hctx.Err() != nil {
+			// Stopping cancelled the handler: not the message's fault, so no attempt counts.
+			e.release(m)
+			return
+		}
+		now := time.Now()
+		if first.IsZero() {
+			first = now
+		}
+		permanent := message.IsPermanent(err)
+		if permanent || m.Attempt >= e.retry.MaxAttempts {
+			e.deadLetter(m, Failure{
+				Err: err, Permanent: permanent, Attempts: m.Attempt,
+				Topic: e.s.spec.Topic, Subscription: e.s.spec.Subscription,
+				FirstFailure: first, LastFailure: now,
+			})
+			return
+		}
+		delay, ok := message.RetryDelay(err)
+		if !ok {
+			delay = e.retry.delay(m.Attempt)
+		}
+		e.log.Debug("courier: handler failed; will retry", "message_id", m.ID, "attempt", m.Attempt, "delay", delay, "error", err)
+		if e.caps.Redelivery && (m.Key == "" || !e.ordered) {
+			e.nack(m, delay)
+			return
+		}
+		if !e.sleep(delay) {
+			e.release(m)
+			return
+		}
+		m.Attempt++
+	}
+}
+
+func (e *engine) call(m *message.Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", ErrHandlerPanic, r)
+			e.log.Error("courier: handler panicked", "message_id", m.ID, "panic", r, "stack", string(debug.Stack()))
+		}
+	}()
+	return e.h(e.hctx, m)
+}
+
+func (e *engine) deadLetter(m *message.Message, f Failure) {
+	if e.s.spec.NativeDeadLetter != nil {
+		e.log.Warn("courier: handing message to the broker's dead-lettering", "message_id", m.ID, "attempts", f.Attempts, "permanent", f.Permanent, "error", f.Err)
+		e.finished()
+		if rj, ok := e.recv.(Rejecter); ok {
+			if err := rj.Reject(e.opctx, m, f.Err); err != nil {
+				e.log.Error("courier: reject failed; the broker will redeliver", "message_id", m.ID, "error", err)
+			}
+			return
+		}
+		if err := e.recv.Nack(e.opctx, m, 0); err != nil {
+			e.log.Error("courier: nack failed; the broker will redeliver", "message_id", m.ID, "error", err)
+		}
+		return
+	}
+	for attempt := 1; ; attempt++ {
+		err := e.s.dl.DeadLetter(e.hctx, m, f)
+		if err == nil {
+			e.log.Warn("courier: message dead-lettered", "message_id", m.ID, "attempts", f.Attempts, "permanent", f.Permanent, "error", f.Err)
+			e.finished()
+			e.acks.add(m)
+			return
+		}
+		delay := e.retry.delay(attempt)
+		e.log.Error("courier: dead-lettering failed; the message is kept and tried again", "message_id", m.ID, "error", err, "delay", delay)
+		if e.caps.Redelivery {
+			e.nack(m, delay)
+			return
+		}
+		if !e.sleep(delay) {
+			e.release(m)
+			return
+		}
+	}
+}
+
+func (e *engine) nack(m *message.Message, delay time.Duration) {
+	e.finished()
+	if err := e.recv.Nack(e.opctx, m, delay); err != nil {
+		e.log.Error("courier: nack failed; the broker will redeliver when its lease ends", "message_id", m.ID, "error", err)
+	}
+}
+
+// release gives back a message that was received but is not being handled now.
+func (e *engine) release(m *message.Message) {
+	if e.caps.Redelivery {
+		e.nack(m, 0)
+		return
+	}
+	e.finished() // not acked: the broker delivers it again after a restart
+}
+
+func (e *engine) releaseQueued() {
+	for {
+		select {
+		case m := <-e.shared:
+			e.release(m)
+			continue
+		default:
+		}
+		found := false
+		for _, l := range e.lanes {
+			select {
+			case m := <-l:
+				e.release(m)
+				found = true
+			default:
+			}
+		}
+		if !found {
+			return
+		}
+	}
+}
+
+// sleep waits d, or returns false when the engine is stopping.
+func (e *engine) sleep(d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-e.stopping:
+		return false
+	}
+}
+
+// acker batches acknowledgements: workers append, one goroutine sends whatever accumulated
+// while the previous batch was in flight. No timers: an idle subscriber acks at once, a busy
+// one in large batches.
+type acker struct {
+	recv Receiver
+	log  *slog.Logger
+	ctx  context.Context
+
+	mu      sync.Mutex
+	pending []*message.Message
+	spare   []*message.Message
+	wake    chan struct{}
+	done    chan struct{}
+	exited  chan struct{}
+}
+
+func (a *acker) add(m *message.Message) {
+	a.mu.Lock()
+	a.pending = append(a.pending, m)
+	first := len(a.pending) == 1
+	a.mu.Unlock()
+	if first {
+		select {
+		case a.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (a *acker) loop() {
+	defer close(a.exited)
+	for {
+		select {
+		case <-a.wake:
+			a.flush()
+		case <-a.done:
+			a.flush()
+			return
+		}
+	}
+}
+
+func (a *acker) flush() {
+	a.mu.Lock()
+	batch := a.pending
+	a.pending = a.spare[:0]
+	a.mu.Unlock()
+	if len(batch) == 0 {
+		a.spare = batch
+		return
+	}
+	if err := a.recv.Ack(a.ctx, batch); err != nil {
+		a.log.Error("courier: ack failed; the broker will redeliver these messages", "count", len(batch), "error", err)
+	}
+	clear(batch)
+	a.spare = batch
+}
+
+// close flushes what is pending and stops the loop.
+func (a *acker) close() {
+	close(a.done)
+	<-a.exited
+}

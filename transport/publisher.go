@@ -1,0 +1,219 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/courierhq/courier/message"
+)
+
+// PublisherConfig configures a Publisher. The zero value is valid.
+type PublisherConfig struct {
+	// Middleware wraps every Publish, outermost first (see message.ChainPublish). Publish
+	// middleware may replace messages in the batch (encrypting a copy, say) but must keep the
+	// batch's length and order, so that failures can be reported by position; to refuse a
+	// batch it returns an error. It runs after IDs and publish times are set and before the
+	// size check, so it sees final IDs and its additions count toward the broker's limit.
+	Middleware []message.PublishMiddleware
+}
+
+// Validate reports whether the configuration can be used.
+func (c PublisherConfig) Validate() error { return nil }
+
+// Publisher publishes messages through a chain of publish middleware. It is safe for
+// concurrent use and costs nothing to keep; create one per middleware chain.
+type Publisher struct {
+	conn *Conn
+	fn   message.PublishFunc
+}
+
+// Publisher returns a publisher that runs cfg.Middleware around every publish.
+func (c *Conn) Publisher(cfg PublisherConfig) *Publisher {
+	p := &Publisher{conn: c}
+	p.fn = message.ChainPublish(cfg.Middleware...)(p.send)
+	return p
+}
+
+// Publish sends msgs to topic as one batch and returns nil only once the broker has accepted
+// every message durably. It sets ID (a UUIDv7) and PublishTime on messages that lack them —
+// the caller's messages are updated, so the caller learns the IDs.
+//
+// Errors:
+//   - ErrClosed once the connection is closed;
+//   - ErrInvalidTopic for a name no broker accepts;
+//   - ErrInvalidMessage for an empty batch, a nil message, or a header the broker cannot
+//     carry (empty name, invalid UTF-8, over the broker's length limit); then nothing of the
+//     batch is sent, and the *PublishError lists every offending message;
+//   - a *PublishError when some messages were not accepted (too large for the broker, nacked,
+//     unroutable): the others were published.
+func (p *Publisher) Publish(ctx context.Context, topic string, msgs ...*message.Message) error {
+	if p.conn.closed.Load() {
+		return fmt.Errorf("courier: publish to %q: %w", topic, ErrClosed)
+	}
+	if err := ValidateName(topic); err != nil {
+		return fmt.Errorf("courier: publish: %w", err)
+	}
+	if len(msgs) == 0 {
+		return fmt.Errorf("courier: publish to %q: %w: no messages given", topic, ErrInvalidMessage)
+	}
+	if err := p.prepare(topic, msgs); err != nil {
+		return err
+	}
+	return p.fn(ctx, topic, msgs)
+}
+
+// prepare stamps IDs and times and checks what every broker would refuse. It rejects the whole
+// batch on any invalid message so that nothing is half-sent because of a programming error.
+func (p *Publisher) prepare(topic string, msgs []*message.Message) error {
+	var failed []FailedMessage
+	var now time.Time
+	caps := &p.conn.caps
+	for i, m := range msgs {
+		if m == nil {
+			failed = append(failed, FailedMessage{Index: i, Err: fmt.Errorf("%w: message is nil", ErrInvalidMessage)})
+			continue
+		}
+		if m.ID == "" {
+			id, err := uuid.NewV7()
+			if err != nil {
+				return fmt.Errorf("courier: publish to %q: generate message ID: %w", topic, err)
+			}
+			m.ID = id.String()
+		} else if !utf8.ValidString(m.ID) {
+			failed = append(failed, FailedMessage{Index: i, ID: m.ID, Err: fmt.Errorf("%w: ID is not valid UTF-8", ErrInvalidMessage)})
+			continue
+		}
+		if m.PublishTime.IsZero() {
+			if now.IsZero() {
+				now = time.Now()
+			}
+			m.PublishTime = now
+		}
+		if !utf8.ValidString(m.Key) {
+			failed = append(failed, FailedMessage{Index: i, ID: m.ID, Err: fmt.Errorf("%w: key is not valid UTF-8", ErrInvalidMessage)})
+			continue
+		}
+		if err := checkHeaders(m.Headers, caps); err != nil {
+			failed = append(failed, FailedMessage{Index: i, ID: m.ID, Err: err})
+		}
+	}
+	if failed != nil {
+		return &PublishError{Topic: topic, Total: len(msgs), Failed: failed}
+	}
+	return nil
+}
+
+func checkHeaders(h message.Headers, caps *Capabilities) error {
+	for k, v := range h {
+		switch {
+		case k == "":
+			return fmt.Errorf("%w: empty header name", ErrInvalidMessage)
+		case !utf8.ValidString(k):
+			return fmt.Errorf("%w: header name %q is not valid UTF-8", ErrInvalidMessage, k)
+		case !utf8.ValidString(v):
+			return fmt.Errorf("%w: header %q: value is not valid UTF-8", ErrInvalidMessage, k)
+		case caps.MaxHeaderNameBytes > 0 && len(k) > caps.MaxHeaderNameBytes:
+			return fmt.Errorf("%w: header name %.32q… is %d bytes; %s allows %d", ErrInvalidMessage, k, len(k), caps.Name, caps.MaxHeaderNameBytes)
+		case caps.MaxHeaderValueBytes > 0 && len(v) > caps.MaxHeaderValueBytes:
+			return fmt.Errorf("%w: header %q: value is %d bytes; %s allows %d", ErrInvalidMessage, k, len(v), caps.Name, caps.MaxHeaderValueBytes)
+		}
+	}
+	return nil
+}
+
+// send is the innermost PublishFunc: it holds back messages over the broker's size limit,
+// hands the rest to the driver, and merges both kinds of failure into one PublishError whose
+// indexes refer to the caller's batch.
+func (p *Publisher) send(ctx context.Context, topic string, msgs []*message.Message) error {
+	caps := &p.conn.caps
+	var failed []FailedMessage
+	send := msgs
+	var pos []int // pos[i] is the batch index of send[i], when some were held back
+	if limit := caps.MaxMessageBytes; limit > 0 {
+		for i, m := range msgs {
+			if m == nil {
+				return fmt.Errorf("courier: publish to %q: %w: publish middleware left message %d nil", topic, ErrInvalidMessage, i)
+			}
+			if size := m.Size(); size > limit {
+				if pos == nil {
+					send = make([]*message.Message, 0, len(msgs))
+					pos = make([]int, 0, len(msgs))
+					for j := 0; j < i; j++ {
+						send = append(send, msgs[j])
+						pos = append(pos, j)
+					}
+				}
+				failed = append(failed, FailedMessage{Index: i, ID: m.ID,
+					Err: fmt.Errorf("%w: %d bytes exceeds %s's limit of %d bytes", ErrMessageTooLarge, size, caps.Name, limit)})
+				continue
+			}
+			if pos != nil {
+				send = append(send, m)
+				pos = append(pos, i)
+			}
+		}
+	}
+	var err error
+	if len(send) > 0 {
+		err = p.conn.driver.Publish(ctx, topic, send)
+	}
+	if err == nil && failed == nil {
+		return nil
+	}
+	if err != nil {
+		var pe *PublishError
+		if errors.As(err, &pe) {
+			for _, f := range pe.Failed {
+				if pos != nil && f.Index >= 0 && f.Index < len(pos) {
+					f.Index = pos[f.Index]
+				}
+				failed = append(failed, f)
+			}
+		} else {
+			// The whole request failed: every message handed to the driver is unconfirmed.
+			for i, m := range send {
+				idx := i
+				if pos != nil {
+					idx = pos[i]
+				}
+				failed = append(failed, FailedMessage{Index: idx, ID: m.ID, Err: err})
+			}
+		}
+	}
+	sortFailed(failed)
+	return &PublishError{Topic: topic, Total: len(msgs), Failed: failed}
+}
+
+func sortFailed(f []FailedMessage) {
+	// Insertion sort: failures are few and nearly sorted.
+	for i := 1; i < len(f); i++ {
+		for j := i; j > 0 && f[j].Index < f[j-1].Index; j-- {
+			f[j], f[j-1] = f[j-1], f[j]
+		}
+	}
+}
+
+// ValidateName checks a topic or subscription name against the rules every supported broker
+// shares: non-empty, at most 249 bytes, valid UTF-8, no spaces or control characters, no "/"
+// or "#" or "*" (routing and path separators). Adapters check their broker's stricter rules.
+func ValidateName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: empty name", ErrInvalidTopic)
+	case len(name) > 249:
+		return fmt.Errorf("%w: %.40q… is %d bytes; the limit is 249", ErrInvalidTopic, name, len(name))
+	case !utf8.ValidString(name):
+		return fmt.Errorf("%w: %q is not valid UTF-8", ErrInvalidTopic, name)
+	}
+	for _, r := range name {
+		if r <= ' ' || r == 0x7f || r == '/' || r == '#' || r == '*' {
+			return fmt.Errorf("%w: %q contains %q; use letters, digits, '.', '-', '_'", ErrInvalidTopic, name, r)
+		}
+	}
+	return nil
+}
