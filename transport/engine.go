@@ -75,7 +75,7 @@ func newEngine(s *Subscriber, h message.Handler, parent context.Context) *engine
 			e.lanes[i] = e.lanes[0]
 		}
 	}
-	e.acks = acker{recv: e.recv, log: e.log, ctx: e.opctx, wake: make(chan struct{}, 1), done: make(chan struct{}), exited: make(chan struct{})}
+	e.acks = acker{finished: e.finished, recv: e.recv, log: e.log, ctx: e.opctx, wake: make(chan struct{}, 1), done: make(chan struct{}), exited: make(chan struct{})}
 	return e
 }
 
@@ -201,9 +201,9 @@ func (e *engine) worker(lane chan *message.Message) {
 	}
 }
 
-// finished returns a message's prefetch slot.
-func (e *engine) finished() {
-	if e.inflight.Add(-1) == e.prefetch-1 {
+// finished returns n messages' prefetch slots, once they are acked or given back.
+func (e *engine) finished(n int) {
+	if v := e.inflight.Add(-int64(n)); v < e.prefetch && v+int64(n) >= e.prefetch {
 		select {
 		case e.room <- struct{}{}:
 		default:
@@ -219,7 +219,6 @@ func (e *engine) process(m *message.Message) {
 	for {
 		err := e.call(m)
 		if err == nil {
-			e.finished()
 			e.acks.add(m)
 			return
 		}
@@ -272,7 +271,7 @@ func (e *engine) call(m *message.Message) (err error) {
 func (e *engine) deadLetter(m *message.Message, f Failure) {
 	if e.s.spec.NativeDeadLetter != nil {
 		e.log.Warn("courier: handing message to the broker's dead-lettering", "message_id", m.ID, "attempts", f.Attempts, "permanent", f.Permanent, "error", f.Err)
-		e.finished()
+		defer e.finished(1)
 		if rj, ok := e.recv.(Rejecter); ok {
 			if err := rj.Reject(e.opctx, m, f.Err); err != nil {
 				e.log.Error("courier: reject failed; the broker will redeliver", "message_id", m.ID, "error", err)
@@ -288,7 +287,6 @@ func (e *engine) deadLetter(m *message.Message, f Failure) {
 		err := e.s.dl.DeadLetter(e.hctx, m, f)
 		if err == nil {
 			e.log.Warn("courier: message dead-lettered", "message_id", m.ID, "attempts", f.Attempts, "permanent", f.Permanent, "error", f.Err)
-			e.finished()
 			e.acks.add(m)
 			return
 		}
@@ -306,10 +304,10 @@ func (e *engine) deadLetter(m *message.Message, f Failure) {
 }
 
 func (e *engine) nack(m *message.Message, delay time.Duration) {
-	e.finished()
 	if err := e.recv.Nack(e.opctx, m, delay); err != nil {
 		e.log.Error("courier: nack failed; the broker will redeliver when its lease ends", "message_id", m.ID, "error", err)
 	}
+	e.finished(1)
 }
 
 // release gives back a message that was received but is not being handled now.
@@ -318,7 +316,7 @@ func (e *engine) release(m *message.Message) {
 		e.nack(m, 0)
 		return
 	}
-	e.finished() // not acked: the broker delivers it again after a restart
+	e.finished(1) // not acked: the broker delivers it again after a restart
 }
 
 func (e *engine) releaseQueued() {
@@ -363,9 +361,10 @@ func (e *engine) sleep(d time.Duration) bool {
 // while the previous batch was in flight. No timers: an idle subscriber acks at once, a busy
 // one in large batches.
 type acker struct {
-	recv Receiver
-	log  *slog.Logger
-	ctx  context.Context
+	finished func(n int)
+	recv     Receiver
+	log      *slog.Logger
+	ctx      context.Context
 
 	mu      sync.Mutex
 	pending []*message.Message
@@ -413,6 +412,7 @@ func (a *acker) flush() {
 	if err := a.recv.Ack(a.ctx, batch); err != nil {
 		a.log.Error("courier: ack failed; the broker will redeliver these messages", "count", len(batch), "error", err)
 	}
+	a.finished(len(batch))
 	clear(batch)
 	a.spare = batch
 }

@@ -84,8 +84,8 @@ func OpenConfig(ctx context.Context, rawURL string, cfg ConnConfig) (*Conn, erro
 		// url.Error repeats the input, credentials included: report only the redacted form.
 		return nil, fmt.Errorf("%w: cannot parse %q: %s", ErrInvalidURL, RedactURL(rawURL), parseProblem(err))
 	}
-	if u.Scheme == "" {
-		return nil, fmt.Errorf("%w: %q has no scheme; known schemes: %s", ErrInvalidURL, RedactURL(rawURL), knownSchemes())
+	if u.Scheme == "" || u.Opaque != "" {
+		return nil, fmt.Errorf("%w: %q is not of the form scheme://…; known schemes: %s", ErrInvalidURL, RedactURL(rawURL), knownSchemes())
 	}
 	registryMu.RLock()
 	opener, ok := registry[strings.ToLower(u.Scheme)]
@@ -122,39 +122,41 @@ func parseProblem(err error) string {
 // sensitiveParams are query parameter names whose values RedactURL hides.
 var sensitiveParam = regexp.MustCompile(`(?i)(pass|secret|token|key|credential|auth|sig)`)
 
-var userinfoRe = regexp.MustCompile(`^([a-zA-Z][a-zA-Z0-9+.-]*://)([^@/?#]*)@`)
+var userinfoRe = regexp.MustCompile(`^([a-zA-Z][a-zA-Z0-9+.-]*://)([^/?#]*)@`)
 
 // RedactURL returns rawURL with its password and the values of sensitive-looking query
 // parameters (password, secret, token, key, credentials, …) replaced by "xxxxx". It works on
 // URLs that do not parse, too. Use it whenever a URL goes into an error or a log line.
 func RedactURL(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		// Hide everything between "://" and "@" after the first colon, and any query.
-		s := userinfoRe.ReplaceAllStringFunc(rawURL, func(m string) string {
-			sub := userinfoRe.FindStringSubmatch(m)
-			user, _, hasPass := strings.Cut(sub[2], ":")
-			if hasPass {
-				return sub[1] + user + ":xxxxx@"
-			}
-			return m
-		})
-		if i := strings.IndexByte(s, '?'); i >= 0 {
-			s = s[:i] + "?xxxxx"
+	// Work on the string, not a re-serialised url.URL, so that the rest stays as written.
+	s := userinfoRe.ReplaceAllStringFunc(rawURL, func(m string) string {
+		sub := userinfoRe.FindStringSubmatch(m)
+		if user, _, hasPass := strings.Cut(sub[2], ":"); hasPass {
+			return sub[1] + user + ":xxxxx@"
 		}
+		return m
+	})
+	base, query, hasQuery := strings.Cut(s, "?")
+	if !hasQuery {
 		return s
 	}
-	if q := u.Query(); len(q) > 0 {
-		changed := false
-		for k := range q {
-			if sensitiveParam.MatchString(k) {
-				q[k] = []string{"xxxxx"}
-				changed = true
-			}
-		}
-		if changed {
-			u.RawQuery = q.Encode()
+	query, fragment, hasFragment := strings.Cut(query, "#")
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return base + "?xxxxx"
+	}
+	changed := false
+	for k := range q {
+		if sensitiveParam.MatchString(k) {
+			q[k] = []string{"xxxxx"}
+			changed = true
 		}
 	}
-	return u.Redacted()
+	if changed {
+		query = q.Encode()
+	}
+	if hasFragment {
+		return base + "?" + query + "#" + fragment
+	}
+	return base + "?" + query
 }
