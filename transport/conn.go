@@ -28,6 +28,7 @@ type Conn struct {
 	caps   Capabilities
 	log    *slog.Logger
 	pub    *Publisher
+	ids    idGen
 
 	closed atomic.Bool
 	mu     sync.Mutex

@@ -2,9 +2,12 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/courierhq/courier/message"
 )
@@ -53,10 +56,7 @@ func DeadLetterMessage(m *message.Message, f Failure) *message.Message {
 	if f.Err != nil {
 		reason = f.Err.Error()
 	}
-	if len(reason) > 512 { // fits every broker's header limit
-		reason = reason[:509] + "..."
-	}
-	d.SetHeader(message.HeaderDeadLetterReason, reason)
+	d.SetHeader(message.HeaderDeadLetterReason, headerValue(reason))
 	d.SetHeader(message.HeaderDeadLetterPermanent, strconv.FormatBool(f.Permanent))
 	d.SetHeader(message.HeaderDeadLetterAttempts, strconv.Itoa(f.Attempts))
 	d.SetHeader(message.HeaderDeadLetterTopic, f.Topic)
@@ -68,7 +68,41 @@ func DeadLetterMessage(m *message.Message, f Failure) *message.Message {
 		d.SetHeader(message.HeaderDeadLetterLastFailure, f.LastFailure.UTC().Format(time.RFC3339Nano))
 	}
 	d.SetHeader(message.HeaderAttempt, strconv.Itoa(f.Attempts))
+	var dh DeadLetterHeaderer
+	if f.Err != nil && errors.As(f.Err, &dh) {
+		for k, v := range dh.DeadLetterHeaders() {
+			if k != "" && d.Headers[k] == "" {
+				d.SetHeader(k, headerValue(v))
+			}
+		}
+	}
 	return d
+}
+
+// DeadLetterHeaderer is implemented by errors that describe themselves in headers of the
+// dead-letter copy (the schema middleware's violation, say). DeadLetterMessage adds the headers
+// of the first such error in the chain (errors.As), without overwriting a header the copy
+// already has, each value cut like the reason.
+type DeadLetterHeaderer interface {
+	DeadLetterHeaders() map[string]string
+}
+
+// maxDeadLetterHeader bounds the values DeadLetterMessage writes: it fits every broker's
+// header limit.
+const maxDeadLetterHeader = 512
+
+// headerValue makes s a header value every broker carries: valid UTF-8, at most
+// maxDeadLetterHeader bytes, cut at a rune boundary with "..." when longer.
+func headerValue(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= maxDeadLetterHeader {
+		return s
+	}
+	cut := maxDeadLetterHeader - 3
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 // DefaultDeadLetterTopic returns the dead-letter topic for topic on the connection's broker:

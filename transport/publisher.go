@@ -7,8 +7,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/google/uuid"
-
 	"github.com/courierhq/courier/message"
 )
 
@@ -73,18 +71,15 @@ func (p *Publisher) prepare(topic string, msgs []*message.Message) error {
 	var failed []FailedMessage
 	var now time.Time
 	caps := &p.conn.caps
+	if err := p.conn.ids.fill(msgs); err != nil {
+		return fmt.Errorf("courier: publish to %q: generate message IDs: %w", topic, err)
+	}
 	for i, m := range msgs {
 		if m == nil {
 			failed = append(failed, FailedMessage{Index: i, Err: fmt.Errorf("%w: message is nil", ErrInvalidMessage)})
 			continue
 		}
-		if m.ID == "" {
-			id, err := uuid.NewV7()
-			if err != nil {
-				return fmt.Errorf("courier: publish to %q: generate message ID: %w", topic, err)
-			}
-			m.ID = id.String()
-		} else if !utf8.ValidString(m.ID) {
+		if !utf8.ValidString(m.ID) {
 			failed = append(failed, FailedMessage{Index: i, ID: m.ID, Err: fmt.Errorf("%w: ID is not valid UTF-8", ErrInvalidMessage)})
 			continue
 		}
