@@ -23,10 +23,7 @@ func Run(t *testing.T, h Harness) {
 		t.Fatal("conformance: Harness.Open is required")
 	}
 	h.fill()
-	tests := []struct {
-		name string
-		fn   func(*testing.T, *Harness)
-	}{
+	tests := []namedTest{
 		{"RoundTrip", testRoundTrip},
 		{"BinaryAndEmptyPayloads", testBinaryAndEmpty},
 		{"UnicodeHeaders", testUnicodeHeaders},
@@ -47,10 +44,20 @@ func Run(t *testing.T, h Harness) {
 		{"CloseWaitsForInFlight", testCloseWaitsForInFlight},
 		{"BadInput", testBadInput},
 	}
+	tests = append(tests, middlewareTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, &h) })
 	}
 }
+
+type namedTest struct {
+	name string
+	fn   func(*testing.T, *Harness)
+}
+
+// middlewareTests are the middleware features' checks against the broker under test; each
+// middleware_*.go file of this package adds its own from init, so every adapter runs them.
+var middlewareTests []namedTest
 
 // testRoundTrip: payload, headers, key and ID arrive intact, with the receive-side fields set.
 func testRoundTrip(t *testing.T, h *Harness) {
