@@ -1,0 +1,200 @@
+package brokers
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+)
+
+// Service names one broker the integration tests run against.
+type Service string
+
+// The services, with the names up.sh and down.sh take as arguments.
+const (
+	RabbitMQ Service = "rabbitmq"
+	Kafka    Service = "kafka"
+	SQS      Service = "sqs"
+	PubSub   Service = "pubsub"
+	Redis    Service = "redis"
+	Postgres Service = "postgres"
+)
+
+// RequireEnv is the variable that, set to 1 (or true/yes), turns the skip of
+// a test whose broker is unavailable into a failure. CI and
+// `make integration` set it: there a missing broker is a broken setup, not a
+// reason to pass quietly.
+const RequireEnv = "COURIER_REQUIRE_BROKERS"
+
+// Services returns every service, in the order up.sh starts them.
+func Services() []Service {
+	return []Service{RabbitMQ, Kafka, SQS, PubSub, Redis, Postgres}
+}
+
+// EnvVar returns the variable that names the service's endpoint, e.g.
+// COURIER_KAFKA_BROKERS. It returns "" for an unknown service.
+func (s Service) EnvVar() string {
+	switch s {
+	case RabbitMQ:
+		return "COURIER_RABBITMQ_URL"
+	case Kafka:
+		return "COURIER_KAFKA_BROKERS"
+	case SQS:
+		return "COURIER_SQS_ENDPOINT"
+	case PubSub:
+		return "COURIER_PUBSUB_EMULATOR_HOST"
+	case Redis:
+		return "COURIER_REDIS_URL"
+	case Postgres:
+		return "COURIER_POSTGRES_URL"
+	}
+	return ""
+}
+
+// Title returns the service's human name, as used in messages.
+func (s Service) Title() string {
+	switch s {
+	case RabbitMQ:
+		return "RabbitMQ"
+	case Kafka:
+		return "Kafka"
+	case SQS:
+		return "SQS (ElasticMQ)"
+	case PubSub:
+		return "Pub/Sub (emulator)"
+	case Redis:
+		return "Redis"
+	case Postgres:
+		return "PostgreSQL"
+	}
+	return string(s)
+}
+
+// NativeEndpoint returns the endpoint integration/brokers/up.sh serves the
+// service on (the value it writes to .brokers/env), or "" for an unknown
+// service. Endpoints have these forms:
+//
+//	RabbitMQ  amqp://guest:guest@127.0.0.1:5672/
+//	Kafka     127.0.0.1:9092 (comma-separated host:port list in general)
+//	SQS       http://127.0.0.1:9324
+//	PubSub    127.0.0.1:8085 (a PUBSUB_EMULATOR_HOST value)
+//	Redis     redis://127.0.0.1:6379/0
+//	Postgres  postgres://postgres:postgres@127.0.0.1:5432/courier?sslmode=disable
+func NativeEndpoint(s Service) string {
+	switch s {
+	case RabbitMQ:
+		return "amqp://guest:guest@127.0.0.1:5672/"
+	case Kafka:
+		return "127.0.0.1:9092"
+	case SQS:
+		return "http://127.0.0.1:9324"
+	case PubSub:
+		return "127.0.0.1:8085"
+	case Redis:
+		return "redis://127.0.0.1:6379/0"
+	case Postgres:
+		return "postgres://postgres:postgres@127.0.0.1:5432/courier?sslmode=disable"
+	}
+	return ""
+}
+
+// Endpoint returns where the test reaches the service, looking in this order:
+//
+//  1. the service's variable (Service.EnvVar), e.g. COURIER_KAFKA_BROKERS,
+//     as written to .brokers/env by integration/brokers/up.sh;
+//  2. a container started with testcontainers-go, if a Docker engine answers
+//     (one per service and test binary, shared by all its tests; see
+//     TerminateAll);
+//  3. neither: the test is skipped with a message naming the broker, its
+//     variable and how to start it, or fails with that message when
+//     COURIER_REQUIRE_BROKERS=1.
+//
+// The endpoint's form depends on the service: see NativeEndpoint.
+func Endpoint(t testing.TB, s Service) string {
+	t.Helper()
+	if s.EnvVar() == "" {
+		t.Fatalf("brokers: unknown service %q", s)
+	}
+	d := decide(s, os.LookupEnv, DockerAvailable)
+	switch d.source {
+	case fromEnv:
+		return d.endpoint
+	case fromContainer:
+		ep, err := containerEndpoint(s)
+		if err == nil {
+			return ep
+		}
+		d = unavailable(s, d.required, fmt.Sprintf("a Docker engine answers but its container did not start: %v", err))
+	}
+	if d.required {
+		t.Fatal(d.message)
+	}
+	t.Skip(d.message)
+	return ""
+}
+
+// source says where an endpoint comes from.
+type source int
+
+const (
+	notAvailable  source = iota // skip, or fail when required
+	fromEnv                     // the service's variable
+	fromContainer               // a testcontainers container
+)
+
+func (s source) String() string {
+	switch s {
+	case fromEnv:
+		return "env"
+	case fromContainer:
+		return "container"
+	}
+	return "unavailable"
+}
+
+// decision is the outcome of decide.
+type decision struct {
+	source   source
+	endpoint string // set when source is fromEnv
+	required bool   // COURIER_REQUIRE_BROKERS is on
+	message  string // set when source is notAvailable
+}
+
+// decide chooses where the service's endpoint comes from. It is pure: the
+// environment comes through lookupEnv and the Docker check through
+// dockerAvailable, which is called only when no variable names the endpoint.
+func decide(s Service, lookupEnv func(string) (string, bool), dockerAvailable func() bool) decision {
+	required := truthy(lookupEnv(RequireEnv))
+	if v, ok := lookupEnv(s.EnvVar()); ok && strings.TrimSpace(v) != "" {
+		return decision{source: fromEnv, endpoint: strings.TrimSpace(v), required: required}
+	}
+	if dockerAvailable() {
+		return decision{source: fromContainer, required: required}
+	}
+	return unavailable(s, required, "no Docker engine answers either")
+}
+
+// unavailable builds the skip/fail decision for s; why says what was tried
+// besides the variable.
+func unavailable(s Service, required bool, why string) decision {
+	msg := fmt.Sprintf("brokers: %s is not available: %s is not set and %s. "+
+		"Start it without Docker with `make brokers-up` (all brokers) or `bash integration/brokers/up.sh %s`, "+
+		"then `set -a; . .brokers/env; set +a` before go test",
+		s.Title(), s.EnvVar(), why, s)
+	if required {
+		msg += fmt.Sprintf(" (failing instead of skipping because %s=1)", RequireEnv)
+	}
+	return decision{source: notAvailable, required: required, message: msg}
+}
+
+// truthy reports whether a variable's value turns an option on.
+func truthy(v string, ok bool) bool {
+	if !ok {
+		return false
+	}
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "1", "true", "yes", "on":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,361 @@
+package brokers
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// env is a fake environment for decide.
+type env map[string]string
+
+func (e env) lookup(k string) (string, bool) {
+	v, ok := e[k]
+	return v, ok
+}
+
+func TestDecide(t *testing.T) {
+	tests := []struct {
+		name         string
+		service      Service
+		env          env
+		docker       bool
+		want         source
+		wantEndpoint string
+		wantRequired bool
+		dockerAsked  bool
+	}{
+		{
+			name: "env var wins over docker", service: Kafka,
+			env:    env{"COURIER_KAFKA_BROKERS": "127.0.0.1:9092"},
+			docker: true, want: fromEnv, wantEndpoint: "127.0.0.1:9092",
+		},
+		{
+			name: "env var without docker", service: RabbitMQ,
+			env:  env{"COURIER_RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:5672/"},
+			want: fromEnv, wantEndpoint: "amqp://guest:guest@127.0.0.1:5672/",
+		},
+		{
+			name: "env var is trimmed", service: Redis,
+			env:  env{"COURIER_REDIS_URL": "  redis://h:1/0\n"},
+			want: fromEnv, wantEndpoint: "redis://h:1/0",
+		},
+		{
+			name: "env var with require", service: Postgres,
+			env:  env{"COURIER_POSTGRES_URL": "postgres://x", RequireEnv: "1"},
+			want: fromEnv, wantEndpoint: "postgres://x", wantRequired: true,
+		},
+		{
+			name: "other service's variable does not count", service: SQS,
+			env:    env{"COURIER_KAFKA_BROKERS": "127.0.0.1:9092"},
+			docker: false, want: notAvailable, dockerAsked: true,
+		},
+		{
+			name: "empty env var falls through to docker", service: SQS,
+			env:    env{"COURIER_SQS_ENDPOINT": ""},
+			docker: true, want: fromContainer, dockerAsked: true,
+		},
+		{
+			name: "blank env var falls through to docker", service: PubSub,
+			env:    env{"COURIER_PUBSUB_EMULATOR_HOST": "   "},
+			docker: true, want: fromContainer, dockerAsked: true,
+		},
+		{
+			name: "docker when no env var", service: Kafka,
+			env: env{}, docker: true, want: fromContainer, dockerAsked: true,
+		},
+		{
+			name: "docker with require", service: Redis,
+			env:    env{RequireEnv: "true"},
+			docker: true, want: fromContainer, wantRequired: true, dockerAsked: true,
+		},
+		{
+			name: "nothing: skip", service: RabbitMQ,
+			env: env{}, want: notAvailable, dockerAsked: true,
+		},
+		{
+			name: "nothing with require=1: fail", service: RabbitMQ,
+			env:  env{RequireEnv: "1"},
+			want: notAvailable, wantRequired: true, dockerAsked: true,
+		},
+		{
+			name: "require=yes", service: Kafka,
+			env:  env{RequireEnv: "YES"},
+			want: notAvailable, wantRequired: true, dockerAsked: true,
+		},
+		{
+			name: "require=0 skips", service: Kafka,
+			env:  env{RequireEnv: "0"},
+			want: notAvailable, dockerAsked: true,
+		},
+		{
+			name: "require empty skips", service: Postgres,
+			env:  env{RequireEnv: ""},
+			want: notAvailable, dockerAsked: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			asked := false
+			d := decide(tt.service, tt.env.lookup, func() bool { asked = true; return tt.docker })
+			if d.source != tt.want {
+				t.Fatalf("source = %v, want %v", d.source, tt.want)
+			}
+			if d.endpoint != tt.wantEndpoint {
+				t.Errorf("endpoint = %q, want %q", d.endpoint, tt.wantEndpoint)
+			}
+			if d.required != tt.wantRequired {
+				t.Errorf("required = %v, want %v", d.required, tt.wantRequired)
+			}
+			if asked != tt.dockerAsked {
+				t.Errorf("docker asked = %v, want %v (Docker must be checked only without a variable)", asked, tt.dockerAsked)
+			}
+			if d.source != notAvailable {
+				if d.message != "" {
+					t.Errorf("unexpected message %q", d.message)
+				}
+				return
+			}
+			// The message names the broker, its variable and how to start it.
+			for _, want := range []string{
+				tt.service.Title(), tt.service.EnvVar(), "make brokers-up",
+				"bash integration/brokers/up.sh " + string(tt.service), ".brokers/env",
+			} {
+				if !strings.Contains(d.message, want) {
+					t.Errorf("message %q lacks %q", d.message, want)
+				}
+			}
+			if got := strings.Contains(d.message, RequireEnv); got != tt.wantRequired {
+				t.Errorf("message mentions %s = %v, want %v: %q", RequireEnv, got, tt.wantRequired, d.message)
+			}
+		})
+	}
+}
+
+func TestServices(t *testing.T) {
+	seen := map[string]bool{}
+	for _, s := range Services() {
+		if s.EnvVar() == "" || !strings.HasPrefix(s.EnvVar(), "COURIER_") {
+			t.Errorf("%s: EnvVar = %q", s, s.EnvVar())
+		}
+		if seen[s.EnvVar()] {
+			t.Errorf("%s: EnvVar %s used twice", s, s.EnvVar())
+		}
+		seen[s.EnvVar()] = true
+		if s.Title() == string(s) {
+			t.Errorf("%s: no title", s)
+		}
+		if NativeEndpoint(s) == "" {
+			t.Errorf("%s: no native endpoint", s)
+		}
+		if cmdMarks[s] == "" {
+			t.Errorf("%s: no process mark", s)
+		}
+	}
+	if len(seen) != 6 {
+		t.Errorf("%d services, want 6", len(seen))
+	}
+	var unknown Service = "activemq"
+	if unknown.EnvVar() != "" || NativeEndpoint(unknown) != "" {
+		t.Errorf("unknown service has an env var or endpoint")
+	}
+}
+
+// TestContainerSpecs checks the container table: every service has a pinned
+// image and a port, and builds endpoints of the same form up.sh's have.
+func TestContainerSpecs(t *testing.T) {
+	for _, s := range Services() {
+		spec, ok := containerSpecs[s]
+		if !ok {
+			t.Errorf("%s: no container spec", s)
+			continue
+		}
+		if spec.image == "" || !strings.Contains(spec.image, ":") || strings.HasSuffix(spec.image, ":latest") {
+			t.Errorf("%s: image %q is not pinned to a tag", s, spec.image)
+		}
+		if !strings.HasSuffix(spec.port, "/tcp") {
+			t.Errorf("%s: port %q", s, spec.port)
+		}
+		if spec.wait == nil && spec.postStart == nil {
+			t.Errorf("%s: nothing waits for readiness", s)
+		}
+		native := NativeEndpoint(s)
+		port := nativePort(t, native)
+		if got := spec.endpoint("127.0.0.1", port); got != native {
+			t.Errorf("%s: container endpoint form %q differs from native %q", s, got, native)
+		}
+	}
+}
+
+func nativePort(t *testing.T, ep string) string {
+	t.Helper()
+	if u, err := url.Parse(ep); err == nil && u.Port() != "" {
+		return u.Port()
+	}
+	_, port, ok := strings.Cut(ep, ":")
+	if !ok {
+		t.Fatalf("no port in %q", ep)
+	}
+	return port
+}
+
+func TestDockerHinted(t *testing.T) {
+	tests := []struct {
+		name  string
+		env   map[string]string
+		files []string
+		want  bool
+	}{
+		{"nothing", map[string]string{"HOME": "/home/u"}, nil, false},
+		{"no HOME either", nil, nil, false},
+		{"DOCKER_HOST", map[string]string{"DOCKER_HOST": "tcp://10.0.0.1:2375"}, nil, true},
+		{"testcontainers override", map[string]string{"TESTCONTAINERS_DOCKER_SOCKET_OVERRIDE": "/x.sock"}, nil, true},
+		{"system socket", nil, []string{"/var/run/docker.sock"}, true},
+		{"desktop socket", map[string]string{"HOME": "/home/u"}, []string{"/home/u/.docker/run/docker.sock"}, true},
+		{"testcontainers.properties", map[string]string{"HOME": "/home/u"}, []string{"/home/u/.testcontainers.properties"}, true},
+		{"rootless socket", map[string]string{"XDG_RUNTIME_DIR": "/run/user/1000"}, []string{"/run/user/1000/docker.sock"}, true},
+		{"podman socket", map[string]string{"XDG_RUNTIME_DIR": "/run/user/1000"}, []string{"/run/user/1000/podman/podman.sock"}, true},
+		{"unrelated file", map[string]string{"HOME": "/home/u"}, []string{"/home/u/.bashrc"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files := map[string]bool{}
+			for _, f := range tt.files {
+				files[f] = true
+			}
+			got := dockerHinted(func(k string) string { return tt.env[k] }, func(p string) bool { return files[p] })
+			if got != tt.want {
+				t.Errorf("dockerHinted = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestTruthy(t *testing.T) {
+	for v, want := range map[string]bool{"1": true, "true": true, "TRUE": true, "yes": true, "on": true, " 1 ": true,
+		"0": false, "false": false, "no": false, "": false, "2": false} {
+		if got := truthy(v, true); got != want {
+			t.Errorf("truthy(%q) = %v, want %v", v, got, want)
+		}
+	}
+	if truthy("1", false) {
+		t.Error("unset variable is truthy")
+	}
+}
+
+// TestEndpointFromEnv runs Endpoint itself on the variable path, which needs
+// no broker.
+func TestEndpointFromEnv(t *testing.T) {
+	t.Setenv("COURIER_REDIS_URL", "redis://example.invalid:6379/0")
+	if got := Endpoint(t, Redis); got != "redis://example.invalid:6379/0" {
+		t.Errorf("Endpoint = %q", got)
+	}
+}
+
+// fakeTB records a skip or failure instead of ending a real test, so that
+// these tests don't show up as skipped in test summaries.
+type fakeTB struct {
+	testing.TB
+	skipped, failed bool
+	msg             string
+}
+
+type stopTest struct{}
+
+func (f *fakeTB) Helper()                           {}
+func (f *fakeTB) Logf(string, ...any)               {}
+func (f *fakeTB) Cleanup(func())                    {}
+func (f *fakeTB) Skip(args ...any)                  { f.skipped, f.msg = true, fmt.Sprint(args...); panic(stopTest{}) }
+func (f *fakeTB) Skipf(format string, args ...any)  { f.Skip(fmt.Sprintf(format, args...)) }
+func (f *fakeTB) Fatal(args ...any)                 { f.failed, f.msg = true, fmt.Sprint(args...); panic(stopTest{}) }
+func (f *fakeTB) Fatalf(format string, args ...any) { f.Fatal(fmt.Sprintf(format, args...)) }
+
+// run calls fn with the fake, stopping where a real test would stop.
+func (f *fakeTB) run(fn func(testing.TB)) {
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(stopTest); !ok {
+				panic(r)
+			}
+		}
+	}()
+	fn(f)
+}
+
+// TestEndpointUnavailable checks that, with no variable and no Docker,
+// Endpoint skips, or fails when COURIER_REQUIRE_BROKERS=1.
+func TestEndpointUnavailable(t *testing.T) {
+	if DockerAvailable() {
+		t.Skip("a Docker engine answers here: Endpoint would start a container")
+	}
+	t.Setenv(Kafka.EnvVar(), "")
+	for _, require := range []string{"", "1"} {
+		t.Setenv(RequireEnv, require)
+		f := &fakeTB{TB: t}
+		f.run(func(tb testing.TB) {
+			Endpoint(tb, Kafka)
+			t.Errorf("require=%q: Endpoint returned instead of stopping the test", require)
+		})
+		if f.skipped != (require == "") || f.failed != (require == "1") {
+			t.Errorf("require=%q: skipped=%v failed=%v", require, f.skipped, f.failed)
+		}
+		if !strings.Contains(f.msg, "COURIER_KAFKA_BROKERS") {
+			t.Errorf("require=%q: message %q", require, f.msg)
+		}
+	}
+}
+
+// TestControlSkipsForeignEndpoints checks that StopService and StartService
+// leave alone a broker that up.sh does not serve.
+func TestControlSkipsForeignEndpoints(t *testing.T) {
+	for _, s := range []Service{RabbitMQ, Kafka} {
+		t.Setenv(s.EnvVar(), "elsewhere.invalid:1")
+		for name, fn := range map[string]func(testing.TB, Service){"stop": StopService, "start": StartService} {
+			f := &fakeTB{TB: t}
+			f.run(func(tb testing.TB) { fn(tb, s) })
+			if !f.skipped {
+				t.Errorf("%s %s did not skip for a foreign endpoint (failed=%v %s)", name, s, f.failed, f.msg)
+			}
+		}
+	}
+}
+
+func TestProcAlive(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	if !procAlive(os.Getpid()) {
+		t.Error("this process is not alive")
+	}
+	if procAlive(1 << 30) {
+		t.Error("a pid that cannot exist is alive")
+	}
+}
+
+// TestShellAgrees checks that lib.sh (up.sh, down.sh) and this package agree
+// on variables, endpoints and process marks.
+func TestShellAgrees(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	lib, err := filepath.Abs("lib.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range Services() {
+		out, err := exec.Command(bash, "-c", `set -euo pipefail; . "$1"; echo "$(env_var "$2")|$(endpoint "$2")|${CMD_MARK[$2]}"`,
+			"bash", lib, string(s)).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v: %s", s, err, out)
+		}
+		want := s.EnvVar() + "|" + NativeEndpoint(s) + "|" + cmdMarks[s]
+		if got := strings.TrimSpace(string(out)); got != want {
+			t.Errorf("%s: lib.sh says %q, Go says %q", s, got, want)
+		}
+	}
+}
