@@ -2,9 +2,12 @@ package brokers
 
 import (
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Service names one broker the integration tests run against.
@@ -118,7 +121,13 @@ func Endpoint(t testing.TB, s Service) string {
 	d := decide(s, os.LookupEnv, DockerAvailable)
 	switch d.source {
 	case fromEnv:
-		return d.endpoint
+		addr := dialAddress(s, d.endpoint)
+		conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err == nil {
+			_ = conn.Close()
+			return d.endpoint
+		}
+		d = notAnswering(s, d.required, addr, err)
 	case fromContainer:
 		ep, err := containerEndpoint(s)
 		if err == nil {
@@ -185,6 +194,47 @@ func unavailable(s Service, required bool, why string) decision {
 		msg += fmt.Sprintf(" (failing instead of skipping because %s=1)", RequireEnv)
 	}
 	return decision{source: notAvailable, required: required, message: msg}
+}
+
+// notAnswering builds the skip/fail decision for a service whose variable names an address
+// where nothing answers (the broker was stopped, or never started on this machine).
+func notAnswering(s Service, required bool, addr string, err error) decision {
+	msg := fmt.Sprintf("brokers: %s is not answering at %s (from %s): %v. "+
+		"Start it with `make brokers-up` (all brokers) or `bash integration/brokers/up.sh %s`",
+		s.Title(), addr, s.EnvVar(), err, s)
+	if required {
+		msg += fmt.Sprintf(" (failing instead of skipping because %s=1)", RequireEnv)
+	}
+	return decision{source: notAvailable, required: required, message: msg}
+}
+
+// dialAddress extracts the host:port to probe from an endpoint of the service's form (see
+// NativeEndpoint): a URL's host, the first of a Kafka broker list, or host:port as is.
+func dialAddress(s Service, endpoint string) string {
+	if strings.Contains(endpoint, "://") {
+		if u, err := url.Parse(endpoint); err == nil && u.Host != "" {
+			host := u.Host
+			if u.Port() == "" {
+				switch u.Scheme {
+				case "amqp":
+					host += ":5672"
+				case "amqps":
+					host += ":5671"
+				case "redis":
+					host += ":6379"
+				case "postgres", "postgresql":
+					host += ":5432"
+				case "http":
+					host += ":80"
+				case "https":
+					host += ":443"
+				}
+			}
+			return host
+		}
+	}
+	first, _, _ := strings.Cut(endpoint, ",")
+	return strings.TrimSpace(first)
 }
 
 // truthy reports whether a variable's value turns an option on.

@@ -2,6 +2,7 @@ package brokers
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -356,6 +357,59 @@ func TestShellAgrees(t *testing.T) {
 		want := s.EnvVar() + "|" + NativeEndpoint(s) + "|" + cmdMarks[s]
 		if got := strings.TrimSpace(string(out)); got != want {
 			t.Errorf("%s: lib.sh says %q, Go says %q", s, got, want)
+		}
+	}
+}
+
+func TestDialAddress(t *testing.T) {
+	tests := []struct {
+		s    Service
+		in   string
+		want string
+	}{
+		{RabbitMQ, "amqp://guest:guest@127.0.0.1:5672/", "127.0.0.1:5672"},
+		{RabbitMQ, "amqp://guest:guest@rabbit/", "rabbit:5672"},
+		{Kafka, "127.0.0.1:9092,127.0.0.1:9093", "127.0.0.1:9092"},
+		{SQS, "http://127.0.0.1:9324", "127.0.0.1:9324"},
+		{PubSub, "127.0.0.1:8085", "127.0.0.1:8085"},
+		{Redis, "redis://127.0.0.1:6379/0", "127.0.0.1:6379"},
+		{Postgres, "postgres://postgres:postgres@127.0.0.1:5432/courier?sslmode=disable", "127.0.0.1:5432"},
+	}
+	for _, tc := range tests {
+		if got := dialAddress(tc.s, tc.in); got != tc.want {
+			t.Errorf("dialAddress(%s, %q) = %q; want %q", tc.s, tc.in, got, tc.want)
+		}
+	}
+}
+
+// A variable naming an address where nothing answers skips, or fails when required, with a
+// message naming the broker and how to start it.
+func TestEndpointNotAnswering(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	t.Setenv(Kafka.EnvVar(), addr)
+	for _, required := range []bool{false, true} {
+		if required {
+			t.Setenv(RequireEnv, "1")
+		} else {
+			t.Setenv(RequireEnv, "")
+		}
+		f := &fakeTB{TB: t}
+		f.run(func(tb testing.TB) {
+			Endpoint(tb, Kafka)
+			t.Errorf("required=%v: Endpoint returned an address where nothing answers", required)
+		})
+		if required != f.failed || required == f.skipped {
+			t.Errorf("required=%v: failed=%v skipped=%v", required, f.failed, f.skipped)
+		}
+		for _, want := range []string{"Kafka", addr, "up.sh kafka"} {
+			if !strings.Contains(f.msg, want) {
+				t.Errorf("message %q does not mention %q", f.msg, want)
+			}
 		}
 	}
 }
