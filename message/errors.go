@@ -64,3 +64,69 @@ func RetryDelay(err error) (time.Duration, bool) {
 	}
 	return 0, false
 }
+
+// ErrDeferred marks a delivery that is put off rather than failed: the message cannot be
+// handled yet because of something outside it (an earlier message of its ordering key has not
+// been handled; another consumer holds its idempotency claim). Test with IsDeferred.
+var ErrDeferred = errors.New("deferred")
+
+// deferredError wraps a cause and matches both ErrDeferred and the cause.
+type deferredError struct {
+	err    error
+	broker bool            // Requeue: back to the broker rather than parked in the engine
+	wake   <-chan struct{} // DeferUntil: ends the wait early when closed
+}
+
+func (e *deferredError) Error() string   { return e.err.Error() }
+func (e *deferredError) Unwrap() []error { return []error{ErrDeferred, e.err} }
+
+// Defer wraps err to say "not now, try again after delay". The delivery is not counted as a
+// failure: the consumer engine never dead-letters a message for it. The engine parks the
+// message — keeps it, unacknowledged, off its key's lane, so the worker and the lane serve
+// other messages — and hands it to a handler again after delay, without a round trip to the
+// broker. (Should the prefetch stay full with most of it parked, the engine gives the messages
+// due last back to the broker, so that it can receive the ones they wait for.) Middleware that waits for
+// other messages returns it and bounds the waiting itself. RetryDelay reports delay.
+// Defer(nil, d) returns nil; a permanent error stays permanent.
+func Defer(err error, delay time.Duration) error { return deferErr(err, delay, false, nil) }
+
+// DeferUntil is Defer that may end early: the engine hands the message back as soon as wake
+// is closed, or after delay, whichever comes first. Middleware that learns in-process when
+// the wait is over (the key's previous message was just handled here) closes wake.
+func DeferUntil(err error, delay time.Duration, wake <-chan struct{}) error {
+	return deferErr(err, delay, false, wake)
+}
+
+// Requeue is Defer that gives the message back to the broker (on a broker that can
+// redeliver; otherwise the engine parks it), so that any consumer of the subscription may get
+// it next. On brokers that count deliveries the redelivery counts: Message.Attempt grows,
+// although the engine still does not dead-letter for a deferral.
+func Requeue(err error, delay time.Duration) error { return deferErr(err, delay, true, nil) }
+
+func deferErr(err error, delay time.Duration, broker bool, wake <-chan struct{}) error {
+	if err == nil {
+		return nil
+	}
+	if IsPermanent(err) {
+		return err
+	}
+	return &retryAfterError{err: &deferredError{err: err, broker: broker, wake: wake}, delay: delay}
+}
+
+// IsDeferred reports whether err was marked with Defer or Requeue (and not also permanent).
+func IsDeferred(err error) bool { return errors.Is(err, ErrDeferred) && !IsPermanent(err) }
+
+// IsRequeue reports whether err was marked with Requeue.
+func IsRequeue(err error) bool {
+	var d *deferredError
+	return errors.As(err, &d) && d.broker
+}
+
+// WakeOf returns the channel given to DeferUntil anywhere in err's chain, or nil.
+func WakeOf(err error) <-chan struct{} {
+	var d *deferredError
+	if errors.As(err, &d) {
+		return d.wake
+	}
+	return nil
+}

@@ -59,8 +59,14 @@ const (
 	HeaderDeadLetterFirstFailure = ReservedPrefix + "dlq-first-failure"
 	// HeaderDeadLetterLastFailure is the time of the last failed attempt (RFC 3339, UTC).
 	HeaderDeadLetterLastFailure = ReservedPrefix + "dlq-last-failure"
+	// HeaderRedriven is the time (RFC 3339, UTC, nanoseconds) at which a dead-lettered message
+	// was moved back to its topic (deadletter.Redrive), which removes the dlq-* headers. The
+	// message keeps its ID; middleware that enforces order lets it through, since it is out of
+	// its key's order by nature.
+	HeaderRedriven = ReservedPrefix + "redriven"
 
-	// HeaderSequence is the per-key sequence number stamped by the ordering middleware.
+	// HeaderSequence is the per-key sequence number stamped by the ordering middleware, as
+	// "<seq>@<epoch>" (decimal; the epoch identifies the run of the key's counter).
 	HeaderSequence = ReservedPrefix + "seq"
 
 	// HeaderEncryptionKeyID names the key that encrypted the payload (encryption middleware).

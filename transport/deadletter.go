@@ -71,7 +71,7 @@ func DeadLetterMessage(m *message.Message, f Failure) *message.Message {
 	var dh DeadLetterHeaderer
 	if f.Err != nil && errors.As(f.Err, &dh) {
 		for k, v := range dh.DeadLetterHeaders() {
-			if k != "" && d.Headers[k] == "" {
+			if _, taken := d.Headers[k]; k != "" && !taken {
 				d.SetHeader(k, headerValue(v))
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,8 @@ import (
 //     the broker redelivers and the message has no key, else in place (sleep, call again) so
 //     the key's order holds and brokers without redelivery (Kafka) work; dead-letter when the
 //     error is permanent or attempts run out, and ack only once the dead-letter copy is stored;
+//     a deferral (message.Defer) is no failure: the message is parked — kept in flight, off its
+//     lane — and queued again after its delay;
 //   - how it stops: no more receiving, unstarted messages released, in-flight handlers given
 //     DrainTimeout, acks flushed, receiver closed.
 type engine struct {
@@ -48,6 +51,10 @@ type engine struct {
 	room     chan struct{}
 
 	acks acker
+
+	parkMu     sync.Mutex
+	parked     map[*message.Message]*parking // deferred messages waiting off their lane
+	parkClosed bool
 }
 
 func newEngine(s *Subscriber, h message.Handler, parent context.Context) *engine {
@@ -65,6 +72,7 @@ func newEngine(s *Subscriber, h message.Handler, parent context.Context) *engine
 		stopping: make(chan struct{}),
 		prefetch: int64(cfg.Prefetch),
 		room:     make(chan struct{}, 1),
+		parked:   map[*message.Message]*parking{},
 	}
 	e.opctx = context.WithoutCancel(parent)
 	e.hctx, e.hcancel = context.WithCancel(e.opctx)
@@ -106,6 +114,7 @@ func (e *engine) run(ctx context.Context) error {
 				"drain_timeout", e.s.cfg.DrainTimeout)
 		}
 	}
+	e.unparkAll()
 	e.releaseQueued()
 	e.acks.close()
 	e.hcancel()
@@ -130,11 +139,21 @@ func (e *engine) run(ctx context.Context) error {
 func (e *engine) fetch(ctx context.Context) error {
 	buf := make([]*message.Message, min(e.prefetch, 512))
 	nlanes := uint32(len(e.lanes))
+	var evictTimer *time.Timer
 	for {
 		free := e.prefetch - e.inflight.Load()
 		if free <= 0 {
+			if evictTimer == nil {
+				evictTimer = time.NewTimer(evictAfter)
+				defer evictTimer.Stop()
+			} else {
+				evictTimer.Reset(evictAfter)
+			}
 			select {
 			case <-e.room:
+				continue
+			case <-evictTimer.C:
+				e.evict() // full for a while: maybe held up by parked messages
 				continue
 			case <-ctx.Done():
 				return nil
@@ -149,11 +168,7 @@ func (e *engine) fetch(ctx context.Context) error {
 				if m.Attempt < 1 {
 					m.Attempt = 1
 				}
-				if e.ordered && m.Key != "" {
-					e.lanes[keyHash(m.Key)%nlanes] <- m
-				} else {
-					e.shared <- m
-				}
+				e.dispatch(m, nlanes)
 			}
 		}
 		if err != nil {
@@ -165,6 +180,116 @@ func (e *engine) fetch(ctx context.Context) error {
 		}
 	}
 }
+
+// dispatch queues m for a worker: on its key's lane, or on the shared queue. It never blocks:
+// every queue holds Prefetch messages and at most Prefetch are in flight.
+func (e *engine) dispatch(m *message.Message, nlanes uint32) {
+	if e.ordered && m.Key != "" {
+		e.lanes[keyHash(m.Key)%nlanes] <- m
+	} else {
+		e.shared <- m
+	}
+}
+
+// park keeps a deferred message (message.Defer) in flight but off its lane, and queues it
+// again after delay, or as soon as wake is closed: the lane serves other keys meanwhile, and
+// nothing goes back to the broker, so the order in which the broker handed out messages is
+// kept. Every message in flight may be parked; when the park holds up the subscription (see
+// evict), the broker takes some back. It declines (false) once the engine is stopping.
+func (e *engine) park(m *message.Message, delay time.Duration, wake <-chan struct{}) bool {
+	e.parkMu.Lock()
+	defer e.parkMu.Unlock()
+	if e.parkClosed {
+		return false
+	}
+	p := &parking{done: make(chan struct{}), due: time.Now().Add(delay)}
+	p.timer = time.AfterFunc(delay, func() { e.unpark(m, p) })
+	e.parked[m] = p
+	if wake != nil {
+		go func() {
+			select {
+			case <-wake:
+				e.unpark(m, p)
+			case <-p.done:
+			}
+		}()
+	}
+	return true
+}
+
+// evict runs when the prefetch has been full for a while with at least half of it parked:
+// the parked messages may wait for ones the broker has not handed out yet (redelivered to the
+// back of the queue, say), which could never arrive. It gives an eighth of the parked messages,
+// those due last, back to the broker, to come back when they were due, so that room is made.
+// Brokers without redelivery keep theirs: released, they would not come back before a restart.
+func (e *engine) evict() {
+	if !e.caps.Redelivery {
+		return
+	}
+	e.parkMu.Lock()
+	if e.parkClosed || int64(len(e.parked))*2 < e.inflight.Load() {
+		e.parkMu.Unlock()
+		return
+	}
+	type due struct {
+		m *message.Message
+		p *parking
+	}
+	all := make([]due, 0, len(e.parked))
+	for m, p := range e.parked {
+		all = append(all, due{m, p})
+	}
+	slices.SortFunc(all, func(a, b due) int { return b.p.due.Compare(a.p.due) })
+	all = all[:max(len(all)/8, 1)]
+	for _, d := range all {
+		delete(e.parked, d.m)
+		d.p.timer.Stop()
+		close(d.p.done)
+	}
+	e.parkMu.Unlock()
+	now := time.Now()
+	for _, d := range all {
+		e.nack(d.m, max(d.p.due.Sub(now), 0))
+	}
+}
+
+// parking is a parked message's timer, when it is due, and done, closed when it leaves the
+// park.
+type parking struct {
+	timer *time.Timer
+	due   time.Time
+	done  chan struct{}
+}
+
+// unpark queues m again, unless it left the park already.
+func (e *engine) unpark(m *message.Message, p *parking) {
+	e.parkMu.Lock()
+	defer e.parkMu.Unlock() // held while queueing, so that unparkAll cannot miss m
+	if e.parked[m] != p || e.parkClosed {
+		return
+	}
+	delete(e.parked, m)
+	p.timer.Stop()
+	close(p.done)
+	e.dispatch(m, uint32(len(e.lanes)))
+}
+
+// unparkAll gives the parked messages back on stop.
+func (e *engine) unparkAll() {
+	e.parkMu.Lock()
+	e.parkClosed = true
+	parked := e.parked
+	e.parked = nil
+	e.parkMu.Unlock()
+	for m, p := range parked {
+		p.timer.Stop()
+		close(p.done)
+		e.release(m)
+	}
+}
+
+// evictAfter is how long the prefetch must stay full before parked messages are evicted.
+const evictAfter = 250 * time.Millisecond
 
 // keyHash is FNV-1a, inlined to avoid an allocation per message.
 func keyHash(s string) uint32 {
@@ -229,11 +354,15 @@ func (e *engine) process(m *message.Message) {
 			return
 		}
 		now := time.Now()
-		if first.IsZero() {
+		permanent := message.IsPermanent(err)
+		// A deferral (message.Defer) is not a failure: it never dead-letters. It is parked;
+		// a Requeue (or a deferral once stopping) goes back to the broker, keyed or not, so
+		// that its lane is free while it waits.
+		deferred := !permanent && message.IsDeferred(err)
+		if first.IsZero() && !deferred {
 			first = now
 		}
-		permanent := message.IsPermanent(err)
-		if permanent || m.Attempt >= e.retry.MaxAttempts {
+		if !deferred && (permanent || m.Attempt >= e.retry.MaxAttempts) {
 			e.deadLetter(m, Failure{
 				Err: err, Permanent: permanent, Attempts: m.Attempt,
 				Topic: e.s.spec.Topic, Subscription: e.s.spec.Subscription,
@@ -246,7 +375,10 @@ func (e *engine) process(m *message.Message) {
 			delay = e.retry.delay(m.Attempt)
 		}
 		e.log.Debug("courier: handler failed; will retry", "message_id", m.ID, "attempt", m.Attempt, "delay", delay, "error", err)
-		if e.caps.Redelivery && (m.Key == "" || !e.ordered) {
+		if deferred && !message.IsRequeue(err) && e.park(m, delay, message.WakeOf(err)) {
+			return
+		}
+		if e.caps.Redelivery && (m.Key == "" || !e.ordered || deferred) {
 			e.nack(m, delay)
 			return
 		}
@@ -254,7 +386,9 @@ func (e *engine) process(m *message.Message) {
 			e.release(m)
 			return
 		}
-		m.Attempt++
+		if !deferred {
+			m.Attempt++
+		}
 	}
 }
 
