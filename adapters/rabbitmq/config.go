@@ -1,0 +1,396 @@
+package rabbitmq
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/courierhq/courier/transport"
+)
+
+// QueueType selects the kind of queue a subscription is declared as.
+type QueueType string
+
+// Queue types.
+const (
+	// Classic is RabbitMQ's classic queue: fastest, single node. Redeliveries after a
+	// requeue are only flagged (Delivery.Redelivered), not counted.
+	Classic QueueType = "classic"
+	// Quorum is a replicated queue (Raft). It counts deliveries (x-delivery-count), so
+	// Message.Attempt is exact across requeues and restarts.
+	Quorum QueueType = "quorum"
+)
+
+// Defaults for Config. Each applies when the field is zero.
+const (
+	// DefaultExchangeType is the type of the exchange a topic is declared as.
+	DefaultExchangeType = "topic"
+	// DefaultMaxMessageBytes is the largest message published (message.Size). RabbitMQ
+	// 3.10's own default limit (max_message_size) is 128 MiB; 16 MiB keeps memory use of
+	// a busy broker sane.
+	DefaultMaxMessageBytes = 16 << 20
+	// DefaultMaxHeaderValueBytes is the longest header value accepted. All headers of a
+	// message also have to fit one AMQP frame (128 KiB by default); Publish checks that.
+	DefaultMaxHeaderValueBytes = 64 << 10
+	// DefaultPublishChannels is how many confirm-mode channels publish at the same time.
+	DefaultPublishChannels = 8
+	// DefaultMaxInFlight is how many unconfirmed messages one publish channel keeps in
+	// flight before waiting for confirms.
+	DefaultMaxInFlight = 1024
+	// DefaultDialTimeout bounds one TCP connect plus the TLS and AMQP handshakes.
+	DefaultDialTimeout = 30 * time.Second
+	// DefaultHeartbeat is the AMQP heartbeat interval: a dead peer is detected after about
+	// two intervals.
+	DefaultHeartbeat = 10 * time.Second
+	// DefaultReconnectDelay is the first wait before re-dialling a lost connection; it
+	// doubles per failed attempt up to DefaultMaxReconnectDelay.
+	DefaultReconnectDelay = 100 * time.Millisecond
+	// DefaultMaxReconnectDelay caps the wait between re-dial attempts.
+	DefaultMaxReconnectDelay = 5 * time.Second
+	// DefaultConnectionName is the client-provided connection name shown by RabbitMQ's
+	// management tools; " (publish)" or " (consume)" is appended.
+	DefaultConnectionName = "courier"
+)
+
+// maxBrokerMessageBytes is RabbitMQ's hard ceiling for max_message_size (512 MiB).
+const maxBrokerMessageBytes = 512 << 20
+
+// maxShortString is the AMQP limit for exchange and queue names, routing keys, message IDs
+// and header names.
+const maxShortString = 255
+
+// Config configures a connection to RabbitMQ. Only URL is required; every other zero field
+// takes the documented default.
+type Config struct {
+	// URL is amqp://user:password@host:port/vhost or amqps://… (TLS). The vhost is the
+	// path, percent-encoded ("/" is "%2F"; an empty path is the default vhost "/").
+	// Query parameters understood by amqp091-go may be given: auth_mechanism, channel_max,
+	// certfile, keyfile, cacertfile, server_name_indication (TLS client certificate, CA
+	// and SNI for amqps). Required. It is never logged; errors show it redacted.
+	URL string
+
+	// TLS is used for amqps URLs instead of the TLS parameters of the URL. Its ServerName
+	// defaults to the URL's host. It is cloned, never modified.
+	TLS *tls.Config
+
+	// ExchangeType is the type of the exchange each topic is declared as: "topic"
+	// (default), "fanout" or "direct". Subscriptions bind with "#" on a topic exchange
+	// (every message), with "" on the others. On a direct exchange only messages whose
+	// Key is empty reach Courier's subscriptions.
+	ExchangeType string
+
+	// QueueType is the type of the queues subscriptions are declared as: Classic (default)
+	// or Quorum.
+	QueueType QueueType
+
+	// QueueName names the queue of a subscription. Queue names are global to a vhost, while
+	// Courier's subscription names belong to a topic, so the default, DefaultQueueName, is
+	// topic + "." + subscription. The result must be at most 255 bytes.
+	QueueName func(topic, subscription string) string
+
+	// SingleActiveConsumer declares every subscription queue with
+	// x-single-active-consumer: of the subscribers sharing a subscription only one receives
+	// at a time, the others stand by, so each key's order holds across processes. Off by
+	// default: then subscribers compete for messages and per-key order holds within each
+	// subscriber only. It applies whether or not a subscriber disables ordering, because a
+	// queue's arguments are fixed when it is first declared.
+	SingleActiveConsumer bool
+
+	// PrecisePublishTime carries Message.PublishTime with nanosecond precision in the
+	// courier-published header. By default it travels only in the AMQP timestamp property,
+	// which AMQP defines in whole seconds (the field every AMQP client reads), so received
+	// messages have PublishTime truncated to the second: the header costs about 30 bytes per
+	// message on the broker's disk and measurably lowers pipelined publish throughput.
+	PrecisePublishTime bool
+
+	// MaxMessageBytes is the largest message accepted (message.Size: payload, key, ID and
+	// headers). Default DefaultMaxMessageBytes (16 MiB); at most 512 MiB. Keep it at or
+	// below the broker's max_message_size, or the broker refuses such messages itself
+	// (they then fail with ErrMessageTooLarge too, naming the broker's limit).
+	MaxMessageBytes int
+
+	// MaxHeaderValueBytes is the longest header value accepted. Default
+	// DefaultMaxHeaderValueBytes (64 KiB).
+	MaxHeaderValueBytes int
+
+	// PublishChannels is the most confirm-mode channels publishing at once; each publish
+	// call holds one for its whole batch. Default DefaultPublishChannels (8).
+	PublishChannels int
+
+	// MaxInFlight is the most unconfirmed messages per publish channel. Default
+	// DefaultMaxInFlight (1024).
+	MaxInFlight int
+
+	// DialTimeout bounds each connection attempt. Default DefaultDialTimeout (30s).
+	DialTimeout time.Duration
+
+	// Heartbeat is the AMQP heartbeat interval; at least one second. Default
+	// DefaultHeartbeat (10s).
+	Heartbeat time.Duration
+
+	// ReconnectDelay is the wait before the first re-dial after a lost connection; it
+	// doubles (with jitter) up to MaxReconnectDelay. Defaults DefaultReconnectDelay
+	// (100ms) and DefaultMaxReconnectDelay (5s).
+	ReconnectDelay    time.Duration
+	MaxReconnectDelay time.Duration
+
+	// ConnectionName is shown by RabbitMQ's management tools. Default
+	// DefaultConnectionName.
+	ConnectionName string
+
+	// Logger receives the adapter's log lines (reconnects, lost consumers). Payloads and
+	// credentials are never logged. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultQueueName is the default Config.QueueName: topic + "." + subscription.
+func DefaultQueueName(topic, subscription string) string { return topic + "." + subscription }
+
+var exchangeTypes = []string{"topic", "fanout", "direct"}
+
+// Validate reports a configuration that cannot work. Errors wrap transport.ErrInvalidConfig
+// and never contain the URL's password.
+func (c Config) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: rabbitmq: "+format, append([]any{transport.ErrInvalidConfig}, args...)...)
+	}
+	if strings.TrimSpace(c.URL) == "" {
+		return bad("URL is required (amqp://user:password@host:port/vhost)")
+	}
+	if _, err := parseURI(c.URL); err != nil {
+		return bad("%v", err)
+	}
+	switch {
+	case c.ExchangeType != "" && !slices.Contains(exchangeTypes, c.ExchangeType):
+		return bad("ExchangeType %q is not one of %s", c.ExchangeType, strings.Join(exchangeTypes, ", "))
+	case c.QueueType != "" && c.QueueType != Classic && c.QueueType != Quorum:
+		return bad("QueueType %q is not %q or %q", c.QueueType, Classic, Quorum)
+	case c.MaxMessageBytes < 0 || c.MaxMessageBytes > maxBrokerMessageBytes:
+		return bad("MaxMessageBytes %d is outside 0..%d (RabbitMQ's ceiling)", c.MaxMessageBytes, maxBrokerMessageBytes)
+	case c.MaxHeaderValueBytes < 0:
+		return bad("MaxHeaderValueBytes %d is negative", c.MaxHeaderValueBytes)
+	case c.PublishChannels < 0 || c.PublishChannels > 1024:
+		return bad("PublishChannels %d is outside 0..1024", c.PublishChannels)
+	case c.MaxInFlight < 0:
+		return bad("MaxInFlight %d is negative", c.MaxInFlight)
+	case c.DialTimeout < 0:
+		return bad("DialTimeout %v is negative", c.DialTimeout)
+	case c.Heartbeat != 0 && c.Heartbeat < time.Second:
+		return bad("Heartbeat %v is below one second", c.Heartbeat)
+	case c.Heartbeat > 65535*time.Second:
+		return bad("Heartbeat %v is above 65535s", c.Heartbeat)
+	case c.ReconnectDelay < 0 || c.MaxReconnectDelay < 0:
+		return bad("reconnect delays must not be negative")
+	case c.ReconnectDelay != 0 && c.MaxReconnectDelay != 0 && c.ReconnectDelay > c.MaxReconnectDelay:
+		return bad("ReconnectDelay %v exceeds MaxReconnectDelay %v", c.ReconnectDelay, c.MaxReconnectDelay)
+	}
+	return nil
+}
+
+// withDefaults returns c with zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	if c.ExchangeType == "" {
+		c.ExchangeType = DefaultExchangeType
+	}
+	if c.QueueType == "" {
+		c.QueueType = Classic
+	}
+	if c.QueueName == nil {
+		c.QueueName = DefaultQueueName
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if c.MaxHeaderValueBytes == 0 {
+		c.MaxHeaderValueBytes = DefaultMaxHeaderValueBytes
+	}
+	if c.PublishChannels == 0 {
+		c.PublishChannels = DefaultPublishChannels
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = DefaultHeartbeat
+	}
+	if c.ReconnectDelay == 0 {
+		c.ReconnectDelay = DefaultReconnectDelay
+	}
+	if c.MaxReconnectDelay == 0 {
+		c.MaxReconnectDelay = max(DefaultMaxReconnectDelay, c.ReconnectDelay)
+	}
+	if c.ConnectionName == "" {
+		c.ConnectionName = DefaultConnectionName
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// parseURI parses an AMQP URL without ever repeating it (url.Parse errors quote the input,
+// password included).
+func parseURI(raw string) (amqp.URI, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return amqp.URI{}, fmt.Errorf("cannot parse URL %s: %v (a password with reserved characters must be percent-encoded)", transport.RedactURL(raw), err)
+	}
+	if u.Scheme != "amqp" && u.Scheme != "amqps" {
+		return amqp.URI{}, fmt.Errorf("URL %s: scheme must be amqp or amqps", transport.RedactURL(raw))
+	}
+	uri, err := amqp.ParseURI(raw)
+	if err != nil {
+		return amqp.URI{}, fmt.Errorf("URL %s: %v", transport.RedactURL(raw), sanitize(err.Error(), u))
+	}
+	return uri, nil
+}
+
+// sanitize removes the URL's password from a message, in case a library quoted it.
+func sanitize(msg string, u *url.URL) string {
+	if u == nil || u.User == nil {
+		return msg
+	}
+	if p, ok := u.User.Password(); ok && p != "" {
+		msg = strings.ReplaceAll(msg, p, "xxxxx")
+	}
+	return msg
+}
+
+// URL parameters: Courier's own (moved into Config) and amqp091-go's (left in the URL).
+var (
+	ownParams = []string{"exchange_type", "queue_type", "single_active_consumer", "precise_publish_time", "max_message_bytes",
+		"max_header_value_bytes", "publish_channels", "max_in_flight", "heartbeat", "connection_timeout",
+		"reconnect_delay", "max_reconnect_delay", "connection_name"}
+	clientParams = []string{"auth_mechanism", "channel_max", "certfile", "keyfile", "cacertfile", "server_name_indication"}
+)
+
+// ConfigFromURL reads a Config from an amqp:// or amqps:// URL:
+//
+//	amqp://user:password@host:5672/vhost?queue_type=quorum&max_in_flight=2048
+//
+// Besides amqp091-go's own parameters (auth_mechanism, channel_max, certfile, keyfile,
+// cacertfile, server_name_indication), which stay in Config.URL, it understands:
+//
+//	exchange_type           topic | fanout | direct          Config.ExchangeType
+//	queue_type              classic | quorum                 Config.QueueType
+//	single_active_consumer  true | false                     Config.SingleActiveConsumer
+//	precise_publish_time    true | false                     Config.PrecisePublishTime
+//	max_message_bytes       integer                          Config.MaxMessageBytes
+//	max_header_value_bytes  integer                          Config.MaxHeaderValueBytes
+//	publish_channels        integer                          Config.PublishChannels
+//	max_in_flight           integer                          Config.MaxInFlight
+//	heartbeat               seconds, or a Go duration ("15s") Config.Heartbeat
+//	connection_timeout      milliseconds, or a Go duration   Config.DialTimeout
+//	reconnect_delay         Go duration ("250ms")            Config.ReconnectDelay
+//	max_reconnect_delay     Go duration ("10s")              Config.MaxReconnectDelay
+//	connection_name         text                             Config.ConnectionName
+//
+// Unknown parameters are an error (wrapping transport.ErrInvalidURL) that lists the known
+// ones. A parameter given twice is an error.
+func ConfigFromURL(u *url.URL) (Config, error) {
+	var cfg Config
+	if u == nil {
+		return cfg, fmt.Errorf("%w: rabbitmq: nil URL", transport.ErrInvalidURL)
+	}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: rabbitmq: "+format, append([]any{transport.ErrInvalidURL}, args...)...)
+	}
+	q := u.Query()
+	rest := url.Values{}
+	for k, vs := range q {
+		if len(vs) != 1 && k != "auth_mechanism" {
+			return cfg, bad("parameter %q given %d times", k, len(vs))
+		}
+		if slices.Contains(clientParams, k) {
+			rest[k] = vs
+			continue
+		}
+		if !slices.Contains(ownParams, k) {
+			known := append(slices.Clone(ownParams), clientParams...)
+			slices.Sort(known)
+			return cfg, bad("unknown parameter %q (known: %s)", k, strings.Join(known, ", "))
+		}
+		v := vs[0]
+		var err error
+		switch k {
+		case "exchange_type":
+			cfg.ExchangeType = v
+		case "queue_type":
+			cfg.QueueType = QueueType(v)
+		case "single_active_consumer":
+			cfg.SingleActiveConsumer, err = strconv.ParseBool(v)
+		case "precise_publish_time":
+			cfg.PrecisePublishTime, err = strconv.ParseBool(v)
+		case "max_message_bytes":
+			cfg.MaxMessageBytes, err = nonNegative(v)
+		case "max_header_value_bytes":
+			cfg.MaxHeaderValueBytes, err = nonNegative(v)
+		case "publish_channels":
+			cfg.PublishChannels, err = nonNegative(v)
+		case "max_in_flight":
+			cfg.MaxInFlight, err = nonNegative(v)
+		case "heartbeat":
+			cfg.Heartbeat, err = duration(v, time.Second)
+		case "connection_timeout":
+			cfg.DialTimeout, err = duration(v, time.Millisecond)
+		case "reconnect_delay":
+			cfg.ReconnectDelay, err = duration(v, 0)
+		case "max_reconnect_delay":
+			cfg.MaxReconnectDelay, err = duration(v, 0)
+		case "connection_name":
+			cfg.ConnectionName = v
+		}
+		if err != nil {
+			return cfg, bad("%s=%q: %v", k, v, err)
+		}
+	}
+	clean := *u
+	clean.RawQuery = rest.Encode()
+	clean.Fragment, clean.RawFragment = "", ""
+	cfg.URL = clean.String()
+	if err := cfg.Validate(); err != nil {
+		// Report a bad URL as such, keeping the configuration kind too.
+		return cfg, fmt.Errorf("%w: %w", transport.ErrInvalidURL, err)
+	}
+	return cfg, nil
+}
+
+func nonNegative(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, errors.New("not a non-negative integer")
+	}
+	return n, nil
+}
+
+// duration parses a Go duration, or a plain integer in unit (when unit is not zero).
+func duration(s string, unit time.Duration) (time.Duration, error) {
+	if unit != 0 {
+		if n, err := strconv.Atoi(s); err == nil {
+			if n < 0 {
+				return 0, errors.New("negative")
+			}
+			return time.Duration(n) * unit, nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, errors.New("not a non-negative duration")
+	}
+	return d, nil
+}
