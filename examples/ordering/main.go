@@ -1,0 +1,212 @@
+// Command ordering shows per-key order kept across competing consumers: two instances of a
+// shipping service share one subscription, so each customer's orders are spread over both,
+// yet every customer's orders are handled one at a time, in the order they were placed. Then
+// a broker-level duplicate is acknowledged without being handled, and a message that arrives
+// before its predecessor waits for it.
+//
+// It runs on the in-process broker and store by default; COURIER_URL picks another broker, and
+// COURIER_REDIS_URL or COURIER_POSTGRES_URL a shared store:
+//
+//	go run ./examples/ordering
+//	COURIER_URL=amqp://guest:guest@127.0.0.1:5672/ COURIER_REDIS_URL=redis://127.0.0.1:6379/0 go run ./examples/ordering
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	_ "github.com/courierhq/courier/adapters/all"
+	"github.com/courierhq/courier/message"
+	"github.com/courierhq/courier/middleware/ordering"
+	"github.com/courierhq/courier/middleware/store/memstore"
+	"github.com/courierhq/courier/middleware/store/pgstore"
+	"github.com/courierhq/courier/middleware/store/redisstore"
+	"github.com/courierhq/courier/transport"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "ordering:", err)
+		os.Exit(1)
+	}
+}
+
+// openStore returns the store named by the environment, and what closes it.
+func openStore(ctx context.Context) (ordering.Store, string, func(), error) {
+	if u := os.Getenv("COURIER_REDIS_URL"); u != "" {
+		s, closeFn, err := redisstore.Open(ctx, u, redisstore.Options{})
+		if err != nil {
+			return nil, "", nil, err
+		}
+		return s, "redis", func() { _ = closeFn() }, nil
+	}
+	if u := os.Getenv("COURIER_POSTGRES_URL"); u != "" {
+		pool, err := pgxpool.New(ctx, u)
+		if err != nil {
+			return nil, "", nil, errors.New("invalid COURIER_POSTGRES_URL")
+		}
+		s := pgstore.New(pool)
+		if err := s.Migrate(ctx); err != nil {
+			pool.Close()
+			return nil, "", nil, err
+		}
+		return s, "postgres", pool.Close, nil
+	}
+	return memstore.New(memstore.Options{}), "memory (this process only)", func() {}, nil
+}
+
+// journal records what each instance handled, and checks each key's sequence as it goes.
+type journal struct {
+	mu      sync.Mutex
+	last    map[string]int64
+	lines   map[string][]string // per key
+	handled int
+	wrong   int
+}
+
+func (j *journal) handler(instance string) message.Handler {
+	return func(_ context.Context, m *message.Message) error {
+		_, seq, err := ordering.ParseStamp(m.Header(message.HeaderSequence))
+		if err != nil {
+			return message.Permanent(err)
+		}
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		mark := ""
+		if seq != j.last[m.Key]+1 {
+			j.wrong++
+			mark = "  <-- out of order!"
+		}
+		j.last[m.Key] = seq
+		j.lines[m.Key] = append(j.lines[m.Key], fmt.Sprintf("%s#%d@%s%s", m.Payload, seq, instance, mark))
+		j.handled++
+		return nil
+	}
+}
+
+func (j *journal) count() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.handled
+}
+
+func waitFor(ctx context.Context, what string, cond func() bool) error {
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func run() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	url := transport.URLFromEnv()
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	conn, err := transport.OpenConfig(ctx, url, transport.ConnConfig{Logger: quiet})
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	store, storeName, closeStore, err := openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	topic := fmt.Sprintf("ordering-orders-%06d", rand.IntN(1_000_000))
+	fmt.Printf("broker  %s (%s)\nstore   %s\ntopic   %s\n\n", transport.RedactURL(url), conn.Capabilities().Name, storeName, topic)
+
+	// Two instances of the shipping service, competing on one subscription. Each builds its
+	// own Ordering (as separate processes would); the store is what they share.
+	j := &journal{last: map[string]int64{}, lines: map[string][]string{}}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	for _, instance := range []string{"A", "B"} {
+		ord, err := ordering.New(ordering.Config{Store: store, Logger: quiet})
+		if err != nil {
+			return err
+		}
+		// A small prefetch, so that the two instances share every customer's events.
+		sub, err := conn.Subscribe(ctx, topic, "shipping", transport.SubscriberConfig{Concurrency: 2, Prefetch: 2,
+			Middleware: []message.Middleware{ord.Consume()}})
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := sub.Run(runCtx, j.handler(instance)); err != nil {
+				fmt.Fprintln(os.Stderr, "subscriber:", err)
+			}
+		}()
+	}
+
+	// The publisher's Ordering stamps each customer's next sequence number.
+	ord, err := ordering.New(ordering.Config{Store: store, KeyHeader: "customer"})
+	if err != nil {
+		return err
+	}
+	pub := conn.Publisher(transport.PublisherConfig{Middleware: []message.PublishMiddleware{ord.Publish()}})
+	customers := []string{"alice", "bob", "carol"}
+	steps := []string{"placed", "paid", "packed", "shipped", "delivered"}
+	fmt.Println("1. 3 customers × 5 order events, published in order, consumed by instances A and B")
+	var batch []*message.Message
+	for _, step := range steps {
+		for _, c := range customers {
+			batch = append(batch, &message.Message{Payload: []byte(step), Headers: message.Headers{"customer": c}})
+		}
+	}
+	if err := pub.Publish(ctx, topic, batch...); err != nil {
+		return err
+	}
+	if err := waitFor(ctx, "the order events", func() bool { return j.count() == len(batch) }); err != nil {
+		return err
+	}
+	j.mu.Lock()
+	for _, c := range customers {
+		fmt.Printf("   %-6s %s\n", c, strings.Join(j.lines[c], " → "))
+	}
+	j.mu.Unlock()
+
+	// A stamped message sent again as it was (what a broker-level duplicate looks like), and
+	// a message whose predecessor arrives after it.
+	fmt.Println("\n2. a duplicate, and a message that overtook its predecessor")
+	stamp := func(customer string, seq int64, payload string) *message.Message {
+		return &message.Message{Key: customer, Payload: []byte(payload),
+			Headers: message.Headers{message.HeaderSequence: ordering.FormatStamp(42, seq)}}
+	}
+	// A new epoch (42) for dave: a counter as the publish half would have made it.
+	for _, m := range []*message.Message{
+		stamp("dave", 1, "placed"), stamp("dave", 1, "placed"), // the second is a duplicate
+		stamp("dave", 3, "packed"), stamp("dave", 2, "paid"), // 3 overtook 2
+	} {
+		if err := conn.Publish(ctx, topic, m); err != nil {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := waitFor(ctx, "dave's events", func() bool { return j.count() == len(batch)+3 }); err != nil {
+		return err
+	}
+	time.Sleep(200 * time.Millisecond) // a duplicate handled would show now
+	stop()
+	wg.Wait()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	fmt.Printf("   %-6s %s\n", "dave", strings.Join(j.lines["dave"], " → "))
+	fmt.Printf("\n%d events handled, %d out of order\n", j.handled, j.wrong)
+	return nil
+}
