@@ -1,0 +1,342 @@
+package deadletter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/courierhq/courier/message"
+	"github.com/courierhq/courier/transport"
+)
+
+// ErrNoOriginalTopic: a dead-lettered message has no message.HeaderDeadLetterTopic (and no
+// RedriveOptions.FallbackTopic is set), so Redrive does not know where it belongs.
+var ErrNoOriginalTopic = errors.New("deadletter: message names no original topic")
+
+// Defaults for RedriveOptions.
+const (
+	DefaultIdleTimeout  = 5 * time.Second
+	DefaultStartTimeout = 15 * time.Second
+	DefaultBatchSize    = 100
+)
+
+// RedriveOptions tune Redrive. The zero value is valid.
+type RedriveOptions struct {
+	// IdleTimeout ends the redrive once no message arrived for this long: the subscription
+	// is drained. Default DefaultIdleTimeout (5s).
+	IdleTimeout time.Duration
+
+	// StartTimeout replaces IdleTimeout (when longer) until the first message arrived: it
+	// covers attaching to the subscription, which on some brokers takes seconds (a Kafka
+	// consumer group join). An empty subscription therefore takes this long to redrive.
+	// Default DefaultStartTimeout (15s).
+	StartTimeout time.Duration
+
+	// Max ends the redrive once this many messages were moved. Default 0: no limit.
+	Max int
+
+	// BatchSize is how many messages are received, then published per topic as one batch.
+	// Default DefaultBatchSize (100).
+	BatchSize int
+
+	// Filter, when set, picks the messages to move; the others are left in place and counted
+	// as skipped.
+	Filter func(m *message.Message) bool
+
+	// FallbackTopic receives messages that name no original topic — those dead-lettered
+	// natively by the broker, which adds no Courier headers. Default "": they are left in
+	// place and counted as failed (ErrNoOriginalTopic).
+	FallbackTopic string
+
+	// Target publishes the moved messages. Default: the connection redriven from.
+	Target *transport.Conn
+
+	// Logger receives a line per batch and a summary. Default slog.Default(). Payloads are
+	// never logged.
+	Logger *slog.Logger
+}
+
+// Validate reports options that cannot work.
+func (o RedriveOptions) Validate() error {
+	switch {
+	case o.IdleTimeout < 0 || o.StartTimeout < 0:
+		return fmt.Errorf("%w: IdleTimeout and StartTimeout must not be negative", ErrInvalidConfig)
+	case o.Max < 0:
+		return fmt.Errorf("%w: Max %d is negative", ErrInvalidConfig, o.Max)
+	case o.BatchSize < 0:
+		return fmt.Errorf("%w: BatchSize %d is negative", ErrInvalidConfig, o.BatchSize)
+	}
+	if o.FallbackTopic != "" {
+		if err := transport.ValidateName(o.FallbackTopic); err != nil {
+			return fmt.Errorf("%w: FallbackTopic: %w", ErrInvalidConfig, err)
+		}
+	}
+	return nil
+}
+
+// RedriveResult counts what Redrive did.
+type RedriveResult struct {
+	// Moved messages were published to their original topic and removed from the
+	// dead-letter subscription.
+	Moved int
+	// Skipped messages were left in place on purpose: refused by Filter, or already moved
+	// once by this run (they failed again and came back).
+	Skipped int
+	// Failed messages were left in place because of an error: no original topic, or the
+	// publish failed. Errors holds the first few.
+	Failed int
+	// Errors are the first (at most 10) errors behind Failed.
+	Errors []error
+}
+
+const maxErrors = 10
+
+func (r *RedriveResult) fail(n int, err error) {
+	r.Failed += n
+	if len(r.Errors) < maxErrors {
+		r.Errors = append(r.Errors, err)
+	}
+}
+
+// strippedPrefix and strippedHeaders are the dead-letter annotations Redrive removes.
+const strippedPrefix = message.ReservedPrefix + "dlq-"
+
+var strippedHeaders = []string{message.HeaderAttempt, message.HeaderSchemaViolation}
+
+// Redrive moves the messages of subscription dlqSubscription on topic dlqTopic (on the default
+// setup: conn.DefaultDeadLetterTopic(topic) and "<subscription>.dlq") back to the topic each
+// names in message.HeaderDeadLetterTopic. A moved message keeps its ID, key, payload and
+// application headers; the courier-dlq-* headers, message.HeaderAttempt and
+// message.HeaderSchemaViolation are removed, so it starts again at attempt 1 (the same ID lets
+// the idempotency middleware recognise a message that was in fact handled), and
+// message.HeaderRedriven is set: the ordering middleware lets such a message through (it is
+// out of its key's order by nature). The publish time is new, so a broker that deduplicates on
+// ID and publish time (the SQS FIFO adapter) does not drop the copy as a duplicate.
+//
+// Each batch is published per topic and each message is acknowledged on the dead-letter
+// subscription only after its publish succeeded: at least once — a crash in between publishes
+// it again on the next run. Messages left in place (Filter, no original topic, failed publish,
+// or moved once already by this run) are not acknowledged; they are released when Redrive
+// returns (nacked without delay where the broker redelivers, otherwise left unacknowledged —
+// on Kafka this holds back the committed offset of the messages after them in the partition,
+// which a later redrive moves again under the same IDs).
+//
+// Redrive stops when no message arrived for IdleTimeout (StartTimeout before the first one),
+// when Max were moved, or when ctx is
+// done (then it returns ctx's error with the counts so far). It returns an error wrapping
+// the first failures when any message failed, and an error without counts when it could not
+// consume the subscription at all.
+func Redrive(ctx context.Context, conn *transport.Conn, dlqTopic, dlqSubscription string, opts RedriveOptions) (RedriveResult, error) {
+	var res RedriveResult
+	if conn == nil {
+		return res, fmt.Errorf("%w: nil connection", ErrInvalidConfig)
+	}
+	if err := opts.Validate(); err != nil {
+		return res, err
+	}
+	if err := transport.ValidateName(dlqTopic); err != nil {
+		return res, fmt.Errorf("deadletter: redrive: topic: %w", err)
+	}
+	if err := transport.ValidateName(dlqSubscription); err != nil {
+		return res, fmt.Errorf("deadletter: redrive: subscription: %w", err)
+	}
+	if opts.IdleTimeout == 0 {
+		opts.IdleTimeout = DefaultIdleTimeout
+	}
+	if opts.StartTimeout == 0 {
+		opts.StartTimeout = DefaultStartTimeout
+	}
+	if opts.BatchSize == 0 {
+		opts.BatchSize = DefaultBatchSize
+	}
+	target := opts.Target
+	if target == nil {
+		target = conn
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("courier.topic", dlqTopic, "courier.subscription", dlqSubscription)
+
+	recv, err := conn.Driver().Subscribe(ctx, transport.SubscriptionSpec{
+		Topic: dlqTopic, Subscription: dlqSubscription, Prefetch: max(4*opts.BatchSize, 256)})
+	if err != nil {
+		return res, fmt.Errorf("deadletter: redrive %s/%s: %w", dlqTopic, dlqSubscription, err)
+	}
+	r := &redriver{conn: conn, target: target, recv: recv, opts: opts, log: log, res: &res, moved: map[string]struct{}{}}
+	defer r.release()
+
+	buf := make([]*message.Message, opts.BatchSize)
+	wait := max(opts.IdleTimeout, opts.StartTimeout)
+	for opts.Max == 0 || res.Moved < opts.Max {
+		want := len(buf)
+		if opts.Max > 0 {
+			want = min(want, opts.Max-res.Moved)
+		}
+		rctx, cancel := context.WithTimeout(ctx, wait)
+		n, err := recv.Receive(rctx, buf[:want])
+		cancel()
+		if n > 0 {
+			wait = opts.IdleTimeout
+			r.batch(ctx, buf[:n])
+			clear(buf[:n])
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return res, r.summary(ctx.Err())
+			}
+			if rctx.Err() != nil {
+				break // idle: drained
+			}
+			return res, r.summary(fmt.Errorf("deadletter: redrive %s/%s: receive: %w", dlqTopic, dlqSubscription, err))
+		}
+	}
+	return res, r.summary(nil)
+}
+
+type redriver struct {
+	conn, target *transport.Conn
+	recv         transport.Receiver
+	opts         RedriveOptions
+	log          *slog.Logger
+	res          *RedriveResult
+	moved        map[string]struct{} // IDs moved by this run
+	held         []*message.Message  // left in place, released at the end
+}
+
+// batch moves one received batch: grouped by original topic, in order.
+func (r *redriver) batch(ctx context.Context, msgs []*message.Message) {
+	type group struct {
+		topic      string
+		originals  []*message.Message
+		redirected []*message.Message
+	}
+	var groups []*group
+	for _, m := range msgs {
+		if r.opts.Filter != nil && !r.opts.Filter(m) {
+			r.res.Skipped++
+			r.held = append(r.held, m)
+			continue
+		}
+		if _, again := r.moved[m.ID]; again {
+			r.log.Warn("courier: redriven message failed again and is back; left in place", "message_id", m.ID)
+			r.res.Skipped++
+			r.held = append(r.held, m)
+			continue
+		}
+		topic := m.Headers[message.HeaderDeadLetterTopic]
+		if topic == "" {
+			topic = r.opts.FallbackTopic
+		}
+		if topic == "" {
+			r.res.fail(1, fmt.Errorf("%w: message %s", ErrNoOriginalTopic, m.ID))
+			r.held = append(r.held, m)
+			continue
+		}
+		var g *group
+		for _, x := range groups {
+			if x.topic == topic {
+				g = x
+				break
+			}
+		}
+		if g == nil {
+			g = &group{topic: topic}
+			groups = append(groups, g)
+		}
+		g.originals = append(g.originals, m)
+		g.redirected = append(g.redirected, Redriven(m, time.Now()))
+	}
+	var ack []*message.Message
+	for _, g := range groups {
+		err := r.target.Publish(ctx, g.topic, g.redirected...)
+		if err == nil {
+			ack = append(ack, g.originals...)
+			continue
+		}
+		failed := make(map[int]bool, len(g.originals))
+		var pe *transport.PublishError
+		if errors.As(err, &pe) {
+			for _, f := range pe.Failed {
+				failed[f.Index] = true
+			}
+		} else {
+			for i := range g.originals {
+				failed[i] = true
+			}
+		}
+		r.res.fail(len(failed), fmt.Errorf("deadletter: redrive %d messages to %q: %w", len(failed), g.topic, err))
+		for i, m := range g.originals {
+			if failed[i] {
+				r.held = append(r.held, m)
+			} else {
+				ack = append(ack, m)
+			}
+		}
+	}
+	if len(ack) == 0 {
+		return
+	}
+	for _, m := range ack {
+		r.moved[m.ID] = struct{}{}
+	}
+	r.res.Moved += len(ack)
+	if err := r.recv.Ack(ctx, ack); err != nil {
+		// Already published: they may come back, and are then skipped as moved by this run.
+		r.log.Error("courier: acknowledging redriven messages failed; they may be redriven again later (same IDs)", "count", len(ack), "error", err)
+	}
+	r.log.Debug("courier: redrove a batch", "moved", len(ack), "total", r.res.Moved)
+}
+
+// release hands back what was left in place, then closes the receiver.
+func (r *redriver) release() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if r.conn.Capabilities().Redelivery {
+		for _, m := range r.held {
+			if err := r.recv.Nack(ctx, m, 0); err != nil {
+				r.log.Error("courier: releasing a message left in place failed; the broker redelivers it when its lease ends", "message_id", m.ID, "error", err)
+			}
+		}
+	}
+	if err := r.recv.Close(ctx); err != nil {
+		r.log.Error("courier: closing the dead-letter subscription failed", "error", err)
+	}
+}
+
+func (r *redriver) summary(stop error) error {
+	r.log.Info("courier: redrive finished", "moved", r.res.Moved, "skipped", r.res.Skipped, "failed", r.res.Failed)
+	var errs []error
+	if stop != nil {
+		errs = append(errs, stop)
+	}
+	if r.res.Failed > 0 {
+		errs = append(errs, fmt.Errorf("deadletter: %d messages left in place after errors: %w", r.res.Failed, errors.Join(r.res.Errors...)))
+	}
+	return errors.Join(errs...)
+}
+
+// Redriven returns the copy of a dead-lettered message that Redrive publishes at time now:
+// same ID, key, payload and application headers, without the dead-letter annotations, with
+// message.HeaderRedriven set to now, and with the receive-side fields and publish time cleared.
+func Redriven(m *message.Message, now time.Time) *message.Message {
+	c := &message.Message{ID: m.ID, Key: m.Key, Payload: m.Payload, Headers: make(message.Headers, len(m.Headers)+1)}
+next:
+	for k, v := range m.Headers {
+		if strings.HasPrefix(k, strippedPrefix) {
+			continue
+		}
+		for _, s := range strippedHeaders {
+			if k == s {
+				continue next
+			}
+		}
+		c.Headers[k] = v
+	}
+	c.Headers[message.HeaderRedriven] = now.UTC().Format(time.RFC3339Nano) // replaces an earlier redrive's
+	return c
+}
