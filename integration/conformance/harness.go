@@ -39,6 +39,11 @@ const (
 	Reconnect Feature = "reconnect"
 	// NativeDeadLetter: SubscriberConfig.NativeDeadLetter works.
 	NativeDeadLetter Feature = "native-dead-letter"
+	// DeliveryOrder: the broker delivers one subscription's messages in the order they were
+	// published (per key at least), so the engine's per-key lanes can keep that order. SQS
+	// standard queues lack it; KeyOrderUnderConcurrency then checks only that one key's
+	// messages never run concurrently.
+	DeliveryOrder Feature = "delivery-order"
 	// CompetingConsumers: two subscribers on one subscription share its messages (Kafka
 	// shares by partition, so a one-partition topic cannot).
 	CompetingConsumers Feature = "competing-consumers"
@@ -80,6 +85,11 @@ func (h *Harness) fill() {
 // n scales a message count, keeping at least min(n, 10).
 func (h *Harness) n(count int) int {
 	return max(min(count, 10), int(float64(count)*h.Scale))
+}
+
+func (h *Harness) supports(f Feature) bool {
+	_, lacks := h.Unsupported[f]
+	return !lacks
 }
 
 func (h *Harness) require(t *testing.T, f Feature) {
