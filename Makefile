@@ -14,12 +14,18 @@ demo: ## run the quickstart on memory:// (or on $$COURIER_URL)
 test: ## unit tests + in-process conformance (race detector on); skips what needs a missing broker and says so
 	@bash .ci/test.sh
 
+# Packages run one at a time (-p 1): fault tests stop and reconfigure the shared brokers.
 integration: brokers-up ## start native brokers, then run every test against them (COURIER_REQUIRE_BROKERS=1)
 	@set -a; source .brokers/env; set +a; COURIER_REQUIRE_BROKERS=1 \
-		$(GO) test -race -tags integration -count=1 -timeout 25m $(PKGS)
+		$(GO) test -race -tags integration -count=1 -p 1 -timeout 28m $(PKGS)
 
-bench: ## benchmarks (testing.B) and the side-by-side harness
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 $(PKGS)
+# Broker benchmarks (Courier vs the raw client, same run) need the brokers: `make brokers-up`
+# first; without them they skip. BENCH narrows the set, COUNT sets repetitions.
+BENCH ?= .
+COUNT ?= 5
+bench: ## benchmarks: engine, memory://, middleware, and Courier vs each raw client side by side
+	@if [ -f .brokers/env ]; then set -a; source .brokers/env; set +a; fi; \
+		$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(COUNT) -timeout 60m $(PKGS)
 
 lint: vet ## gofmt + go vet
 	@out=$$(gofmt -l . 2>&1); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

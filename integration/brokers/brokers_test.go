@@ -251,9 +251,15 @@ func TestTruthy(t *testing.T) {
 // TestEndpointFromEnv runs Endpoint itself on the variable path, which needs
 // no broker.
 func TestEndpointFromEnv(t *testing.T) {
-	t.Setenv("COURIER_REDIS_URL", "redis://example.invalid:6379/0")
-	if got := Endpoint(t, Redis); got != "redis://example.invalid:6379/0" {
-		t.Errorf("Endpoint = %q", got)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	want := "redis://" + ln.Addr().String() + "/0"
+	t.Setenv("COURIER_REDIS_URL", want)
+	if got := Endpoint(t, Redis); got != want {
+		t.Errorf("Endpoint = %q; want %q", got, want)
 	}
 }
 
