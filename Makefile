@@ -16,8 +16,8 @@ test: ## unit tests + in-process conformance (race detector on); skips what need
 
 # Packages run one at a time (-p 1): fault tests stop and reconfigure the shared brokers.
 integration: brokers-up ## start native brokers, then run every test against them (COURIER_REQUIRE_BROKERS=1)
-	@set -a; source .brokers/env; set +a; COURIER_REQUIRE_BROKERS=1 \
-		$(GO) test -race -tags integration -count=1 -p 1 -timeout 28m $(PKGS)
+	@set -a; source .brokers/env; set +a; export COURIER_REQUIRE_BROKERS=1; \
+		bash .ci/gotest.sh -race -tags integration -count=1 -p 1 -timeout 28m $(PKGS)
 
 # Broker benchmarks (Courier vs the raw client, same run) need the brokers: `make brokers-up`
 # first; without them they skip. BENCH narrows the set, COUNT sets repetitions.

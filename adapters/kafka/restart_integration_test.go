@@ -22,8 +22,8 @@ import (
 // out the outage and resumes from its last commit.
 func TestBrokerRestartLosesNothing(t *testing.T) {
 	brokers.Endpoint(t, brokers.Kafka) // skips (or fails under COURIER_REQUIRE_BROKERS=1) without a broker
-	if !realBroker() {
-		t.Skip("needs the native broker from integration/brokers/up.sh")
+	if !realBroker() || !brokers.CanControl(brokers.Kafka) {
+		t.Skip("needs the native Kafka started by integration/brokers/up.sh from this checkout, to stop and start it")
 	}
 	const n = 10000
 	c := openConn(t, "partitions=3&request_timeout=5s")
@@ -88,6 +88,17 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 		}
 	}()
 
+	// However the test ends (a skip or failure included), stop both goroutines before it does.
+	runWaited := false
+	defer func() {
+		cancel()
+		<-pubDone
+		stopRun()
+		if !runWaited {
+			<-runDone
+		}
+	}()
+
 	for published.Load() < 3000 {
 		if ctx.Err() != nil {
 			t.Fatal("publishing stalled before the restart")
@@ -112,6 +123,7 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 	case <-ctx.Done():
 	}
 	stopRun()
+	runWaited = true
 	if err := <-runDone; err != nil {
 		t.Errorf("run: %v", err)
 	}

@@ -270,3 +270,11 @@ var repoRoot = sync.OnceValue(func() string {
 		}
 	}
 })
+
+// CanControl reports whether StopService and StartService can act on the service here: it is
+// the native broker that integration/brokers/up.sh started from this checkout. Fault tests
+// check it on the test goroutine before they start goroutines that stop the broker, since a
+// skip must not happen on another goroutine.
+func CanControl(s Service) bool {
+	return nativeEndpointInUse(s) && servicePid(s) != 0
+}
