@@ -24,16 +24,26 @@ func committed(ctx context.Context, t testing.TB, d *kafka.Driver, group, topic 
 	return committedAt(ctx, t, d, group, topic, 0)
 }
 
-// committedAt returns the group's committed offset for a partition of topic (-1: none).
+// committedAt returns the group's committed offset for a partition of topic (-1: none). The
+// broker's transient group errors (its offsets topic still loading on a fresh broker, a
+// coordinator moving) are retried for a few seconds before they fail the test.
 func committedAt(ctx context.Context, t testing.TB, d *kafka.Driver, group, topic string, partition int) int64 {
 	t.Helper()
-	res, err := d.Client().OffsetFetch(ctx, &kafkago.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: {partition}}})
+	var res *kafkago.OffsetFetchResponse
+	var err error
+	for wait := 20 * time.Millisecond; ; wait *= 2 {
+		res, err = d.Client().OffsetFetch(ctx, &kafkago.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: {partition}}})
+		if err == nil {
+			err = res.Error
+		}
+		var kerr kafkago.Error
+		if err == nil || !errors.As(err, &kerr) || !kerr.Temporary() || wait > 3*time.Second {
+			break
+		}
+		time.Sleep(wait)
+	}
 	if err != nil {
 		t.Errorf("offset fetch: %v", err)
-		return -1
-	}
-	if res.Error != nil {
-		t.Errorf("offset fetch: %v", res.Error)
 		return -1
 	}
 	for _, p := range res.Topics[topic] {

@@ -27,6 +27,15 @@ func readyKafka(ctx context.Context, brokers string) error {
 	if len(md.Brokers) == 0 || md.Controller.ID < 0 {
 		return fmt.Errorf("metadata names no broker or no controller yet")
 	}
+	// A fresh broker creates its offsets topic on the first coordinator lookup; until that is
+	// done, consumer groups fail with "coordinator not available". Ready means groups work.
+	fc, err := c.FindCoordinator(ctx, &kafka.FindCoordinatorRequest{Key: "courier-brokercheck", KeyType: kafka.CoordinatorKeyTypeConsumer})
+	if err != nil {
+		return fmt.Errorf("find group coordinator: %w", err)
+	}
+	if fc.Error != nil {
+		return fmt.Errorf("find group coordinator: %w", fc.Error)
+	}
 	return nil
 }
 
