@@ -83,7 +83,9 @@ func newEngine(s *Subscriber, h message.Handler, parent context.Context) *engine
 			e.lanes[i] = e.lanes[0]
 		}
 	}
-	e.acks = acker{finished: e.finished, recv: e.recv, log: e.log, ctx: e.opctx, wake: make(chan struct{}, 1), done: make(chan struct{}), exited: make(chan struct{})}
+	e.acks = acker{recv: e.recv, log: e.log, ctx: e.opctx, limit: cfg.Prefetch,
+		wake: make(chan struct{}, 1), done: make(chan struct{}), exited: make(chan struct{})}
+	e.acks.taken = sync.NewCond(&e.acks.mu)
 	return e
 }
 
@@ -345,6 +347,7 @@ func (e *engine) process(m *message.Message) {
 		err := e.call(m)
 		if err == nil {
 			e.acks.add(m)
+			e.finished(1)
 			return
 		}
 		m.Payload, m.Headers, m.Key, m.ID = payload, headers, key, id
@@ -422,6 +425,7 @@ func (e *engine) deadLetter(m *message.Message, f Failure) {
 		if err == nil {
 			e.log.Warn("courier: message dead-lettered", "message_id", m.ID, "attempts", f.Attempts, "permanent", f.Permanent, "error", f.Err)
 			e.acks.add(m)
+			e.finished(1)
 			return
 		}
 		delay := e.retry.delay(attempt)
@@ -494,15 +498,23 @@ func (e *engine) sleep(d time.Duration) bool {
 // acker batches acknowledgements: workers append, one goroutine sends whatever accumulated
 // while the previous batch was in flight. No timers: an idle subscriber acks at once, a busy
 // one in large batches.
+//
+// A handled message gives its prefetch slot back as soon as it is queued here, so that
+// handling goes on while a batch of acks is on its way to the broker (a Kafka commit, an SQS
+// delete: a round trip). What waits here is bounded too: a worker that finds limit messages
+// already waiting blocks until the acker takes them. Messages received and not yet
+// acknowledged are therefore at most 2 × Prefetch.
 type acker struct {
-	finished func(n int)
-	recv     Receiver
-	log      *slog.Logger
-	ctx      context.Context
+	recv  Receiver
+	log   *slog.Logger
+	ctx   context.Context
+	limit int
 
 	mu      sync.Mutex
+	taken   *sync.Cond // broadcast when the acker takes the pending batch
 	pending []*message.Message
 	spare   []*message.Message
+	stopped bool
 	wake    chan struct{}
 	done    chan struct{}
 	exited  chan struct{}
@@ -510,6 +522,9 @@ type acker struct {
 
 func (a *acker) add(m *message.Message) {
 	a.mu.Lock()
+	for len(a.pending) >= a.limit && !a.stopped {
+		a.taken.Wait()
+	}
 	a.pending = append(a.pending, m)
 	first := len(a.pending) == 1
 	a.mu.Unlock()
@@ -538,6 +553,7 @@ func (a *acker) flush() {
 	a.mu.Lock()
 	batch := a.pending
 	a.pending = a.spare[:0]
+	a.taken.Broadcast()
 	a.mu.Unlock()
 	if len(batch) == 0 {
 		a.spare = batch
@@ -546,13 +562,17 @@ func (a *acker) flush() {
 	if err := a.recv.Ack(a.ctx, batch); err != nil {
 		a.log.Error("courier: ack failed; the broker will redeliver these messages", "count", len(batch), "error", err)
 	}
-	a.finished(len(batch))
 	clear(batch)
 	a.spare = batch
 }
 
-// close flushes what is pending and stops the loop.
+// close flushes what is pending and stops the loop. Workers still adding afterwards (ones that
+// outlived the drain timeout) no longer wait; their acks are not sent.
 func (a *acker) close() {
 	close(a.done)
 	<-a.exited
+	a.mu.Lock()
+	a.stopped = true
+	a.taken.Broadcast()
+	a.mu.Unlock()
 }

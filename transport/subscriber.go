@@ -26,8 +26,11 @@ type SubscriberConfig struct {
 	// different keys, or none, run in parallel. Default DefaultConcurrency (8).
 	Concurrency int
 
-	// Prefetch is the most messages received and not yet acknowledged. It bounds memory and
-	// sets the broker's flow control. Default 32 × Concurrency, at least 256.
+	// Prefetch is the most messages received and not yet handled (waiting for a worker,
+	// being handled, or parked). Handled messages whose acknowledgement is on its way to the
+	// broker add at most another Prefetch, so that handling never waits for an ack round trip.
+	// It bounds memory and sets the broker's flow control. Default 32 × Concurrency, at least
+	// 256.
 	Prefetch int
 
 	// Retry is the retry policy for failed messages. Default DefaultRetryPolicy.
