@@ -9,7 +9,11 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// The Pub/Sub client, linked in through adapters/all, pulls in OpenCensus, whose package init
+// starts a worker goroutine that lives for the whole process.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"))
+}
 
 func TestPublishFromArgsAndStdin(t *testing.T) {
 	ctx := context.Background()
