@@ -6,88 +6,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	courierpubsub "github.com/courierhq/courier/adapters/pubsub"
+	"github.com/courierhq/courier/integration/faults"
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/transport"
 )
-
-// cutter is a TCP proxy that can drop every connection through it at once, as a network
-// fault or a load balancer would.
-type cutter struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	wg     sync.WaitGroup
-}
-
-func newCutter(t *testing.T, target string) *cutter {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &cutter{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	c.wg.Add(1)
-	go c.accept()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		c.cut()
-		c.wg.Wait()
-	})
-	return c
-}
-
-func (c *cutter) addr() string { return c.ln.Addr().String() }
-
-func (c *cutter) accept() {
-	defer c.wg.Done()
-	for {
-		in, err := c.ln.Accept()
-		if err != nil {
-			return
-		}
-		out, err := net.Dial("tcp", c.target)
-		if err != nil {
-			_ = in.Close()
-			continue
-		}
-		c.mu.Lock()
-		c.conns[in], c.conns[out] = struct{}{}, struct{}{}
-		c.mu.Unlock()
-		c.wg.Add(2)
-		go c.pipe(in, out)
-		go c.pipe(out, in)
-	}
-}
-
-func (c *cutter) pipe(dst, src net.Conn) {
-	defer c.wg.Done()
-	_, _ = io.Copy(dst, src)
-	_ = dst.Close()
-	_ = src.Close()
-	c.mu.Lock()
-	delete(c.conns, dst)
-	delete(c.conns, src)
-	c.mu.Unlock()
-}
-
-// cut closes every open connection.
-func (c *cutter) cut() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for conn := range c.conns {
-		_ = conn.Close()
-	}
-	return len(c.conns) / 2
-}
 
 // TestSoakConnectionCuts: 600 messages (half on 20 ordering keys) through two competing
 // subscribers while every connection to the emulator is dropped every second and handlers
@@ -101,8 +30,8 @@ func (c *cutter) cut() int {
 // pstest can deadlock when a ping meets a stream that is going away.
 func TestSoakConnectionCuts(t *testing.T) {
 	srv := newServer(t)
-	proxy := newCutter(t, srv.Addr)
-	c := openConn(t, proxy.addr(), courierpubsub.Config{})
+	proxy := faults.NewProxy(t, srv.Addr)
+	c := openConn(t, proxy.Addr(), courierpubsub.Config{})
 	const total, keys = 600, 20
 
 	var (
@@ -160,7 +89,7 @@ func TestSoakConnectionCuts(t *testing.T) {
 		for {
 			select {
 			case <-tick.C:
-				if proxy.cut() > 0 {
+				if proxy.Cut() > 0 {
 					cuts++
 				}
 			case <-stopCuts:

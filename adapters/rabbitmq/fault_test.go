@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/courierhq/courier/adapters/rabbitmq"
+	"github.com/courierhq/courier/integration/faults"
 )
 
 // TestProxyCut publishes and consumes 10,000 messages through a TCP proxy whose
@@ -12,8 +13,8 @@ import (
 // connections alike). Every confirmed message must be delivered at least once.
 func TestProxyCut(t *testing.T) {
 	url := endpoint(t)
-	p := newProxy(t, hostOf(t, url), nil)
-	via := withHost(t, url, p.addr())
+	p := faults.NewProxy(t, hostOf(t, url))
+	via := withHost(t, url, p.Addr())
 	publishing := make(chan struct{})
 	var republished int64
 	faultRun{
@@ -27,7 +28,7 @@ func TestProxyCut(t *testing.T) {
 			// Mid-stream: cut while a batch waits for its confirms.
 			<-publishing
 			time.Sleep(2 * time.Millisecond)
-			n := p.cut()
+			n := p.Cut()
 			t.Logf("cut %d connections", n)
 		},
 		check: func(pub, _ rabbitmq.Stats) { republished = pub.Republished },
@@ -35,7 +36,7 @@ func TestProxyCut(t *testing.T) {
 	if republished == 0 {
 		t.Error("no message was published again: the cuts did not hit a batch waiting for confirms")
 	}
-	if p.cuts.Load() < 2 {
-		t.Fatalf("%d cuts; want 2", p.cuts.Load())
+	if p.Cuts() < 2 {
+		t.Fatalf("%d cuts; want 2", p.Cuts())
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/courierhq/courier/adapters/rabbitmq"
 	"github.com/courierhq/courier/integration/brokers"
 	"github.com/courierhq/courier/integration/conformance"
+	"github.com/courierhq/courier/integration/faults"
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/transport"
 )
@@ -315,8 +316,8 @@ func TestConsumerCancelledByBroker(t *testing.T) {
 func TestTLS(t *testing.T) {
 	url := endpoint(t)
 	cert, pool := selfSigned(t)
-	p := newProxy(t, hostOf(t, url), &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
-	amqps := "amqps" + strings.TrimPrefix(withHost(t, url, p.addr()), "amqp")
+	p := faults.NewTLSProxy(t, hostOf(t, url), &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	amqps := "amqps" + strings.TrimPrefix(withHost(t, url, p.Addr()), "amqp")
 
 	t.Run("untrusted", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -6,12 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/url"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,87 +17,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/courierhq/courier/adapters/sqs"
+	"github.com/courierhq/courier/integration/faults"
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/transport"
 )
-
-// tcpProxy forwards TCP connections to target until cut: then it drops every connection and
-// refuses new ones (they are accepted and closed at once) until restored. It stands for the
-// network to SQS failing, without touching the shared emulator.
-type tcpProxy struct {
-	ln     net.Listener
-	target string
-	down   atomic.Bool
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	wg     sync.WaitGroup
-}
-
-func newTCPProxy(t *testing.T, target string) *tcpProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &tcpProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	p.wg.Add(1)
-	go p.serve()
-	t.Cleanup(func() {
-		ln.Close()
-		p.cut()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *tcpProxy) addr() string { return p.ln.Addr().String() }
-
-func (p *tcpProxy) serve() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		if p.down.Load() {
-			c.Close()
-			continue
-		}
-		u, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns[c], p.conns[u] = struct{}{}, struct{}{}
-		p.mu.Unlock()
-		p.wg.Add(2)
-		pipe := func(dst, src net.Conn) {
-			defer p.wg.Done()
-			_, _ = io.Copy(dst, src)
-			dst.Close()
-			src.Close()
-			p.mu.Lock()
-			delete(p.conns, dst)
-			delete(p.conns, src)
-			p.mu.Unlock()
-		}
-		go pipe(u, c)
-		go pipe(c, u)
-	}
-}
-
-// cut drops every connection and refuses new ones until restore.
-func (p *tcpProxy) cut() {
-	p.down.Store(true)
-	p.mu.Lock()
-	for c := range p.conns {
-		c.Close()
-	}
-	p.mu.Unlock()
-}
-
-func (p *tcpProxy) restore() { p.down.Store(false) }
 
 // TestNetworkOutages: while 2,000 messages are published and consumed, the network to SQS
 // fails twice for 3 seconds. Publish failures are reported (ErrUnavailable, by index) and
@@ -115,8 +35,8 @@ func TestNetworkOutages(t *testing.T) {
 	}
 	for _, fifo := range []bool{false, true} {
 		t.Run(fmt.Sprintf("fifo=%v", fifo), func(t *testing.T) {
-			proxy := newTCPProxy(t, u.Host)
-			cfg := testConfig("http://" + proxy.addr())
+			proxy := faults.NewProxy(t, u.Host)
+			cfg := testConfig("http://" + proxy.Addr())
 			cfg.VisibilityTimeout = 5 * time.Second // redeliveries of lost deletes come sooner
 			cfg.OperationTimeout = 5 * time.Second
 			c := open(t, cfg)
@@ -152,9 +72,9 @@ func TestNetworkOutages(t *testing.T) {
 				defer close(outages)
 				for k := 0; k < 2; k++ {
 					time.Sleep(1500 * time.Millisecond)
-					proxy.cut()
+					proxy.Down()
 					time.Sleep(3 * time.Second)
-					proxy.restore()
+					proxy.Up()
 				}
 			}()
 
