@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"unicode/utf8"
@@ -170,6 +171,10 @@ func (p *presence) has(i int) bool {
 
 // walk checks the fields of one message in b, up to the end of b or, for a group, up to its
 // end tag (group != 0), and returns how many bytes it read.
+//
+// The common cases — one-byte tags, length-delimited fields of the declared wire type with a
+// one-byte length, one-byte varints, fixed-size values — are decoded inline; everything else,
+// and every error, goes through value and protowire, so the violations are the same either way.
 func (s *ProtoSchema) walk(b []byte, m *protoMsg, depth int, group protowire.Number) (int, *Violation) {
 	if depth > maxDepth {
 		return 0, &Violation{KeywordLocation: "malformed", Message: fmt.Sprintf("nested deeper than %d levels", maxDepth)}
@@ -177,9 +182,18 @@ func (s *ProtoSchema) walk(b []byte, m *protoMsg, depth int, group protowire.Num
 	var seen presence
 	off := 0
 	for off < len(b) {
-		num, typ, n := protowire.ConsumeTag(b[off:])
-		if n < 0 {
-			return off, malformed(protowire.ParseError(n), off)
+		var (
+			num protowire.Number
+			typ protowire.Type
+			n   int
+		)
+		if c := b[off]; c < 0x80 && c >= 1<<3 { // a one-byte tag of a valid field number
+			num, typ, n = protowire.Number(c>>3), protowire.Type(c&7), 1
+		} else {
+			num, typ, n = protowire.ConsumeTag(b[off:])
+			if n < 0 {
+				return off, malformed(protowire.ParseError(n), off)
+			}
 		}
 		off += n
 		if typ == protowire.EndGroupType {
@@ -200,6 +214,38 @@ func (s *ProtoSchema) walk(b []byte, m *protoMsg, depth int, group protowire.Num
 			off += vn
 			continue
 		}
+		switch {
+		case typ == f.wire && typ == protowire.BytesType && off < len(b) && b[off] < 0x80 && int(b[off]) <= len(b)-off-1:
+			// Fast path of value's BytesType case: a length below 128 that fits.
+			body := b[off+1 : off+1+int(b[off])]
+			if f.msg != nil {
+				if _, v := s.walk(body, f.msg, depth+1, 0); v != nil {
+					v.InstanceLocation = "/" + f.name + v.InstanceLocation
+					return off, v
+				}
+			} else if f.utf8 && !ascii(body) && !utf8.Valid(body) {
+				break // value reports it
+			}
+			off += 1 + len(body)
+			if f.reqBit >= 0 {
+				seen.set(f.reqBit)
+			}
+			continue
+		case typ == f.wire && (typ == protowire.VarintType && off < len(b) && b[off] < 0x80 ||
+			typ == protowire.Fixed64Type && len(b)-off >= 8 || typ == protowire.Fixed32Type && len(b)-off >= 4):
+			switch typ {
+			case protowire.VarintType:
+				off++
+			case protowire.Fixed64Type:
+				off += 8
+			default:
+				off += 4
+			}
+			if f.reqBit >= 0 {
+				seen.set(f.reqBit)
+			}
+			continue
+		}
 		vn, v := s.value(f, typ, b[off:], depth)
 		if v != nil {
 			v.InstanceLocation = "/" + f.name + v.InstanceLocation
@@ -213,7 +259,32 @@ func (s *ProtoSchema) walk(b []byte, m *protoMsg, depth int, group protowire.Num
 	if group != 0 {
 		return off, &Violation{KeywordLocation: "malformed", Message: fmt.Sprintf("group %d is not terminated", group)}
 	}
+	if len(m.required) == 0 {
+		return off, nil
+	}
 	return off, s.checkRequired(m, &seen)
+}
+
+// ascii reports whether p holds only ASCII bytes (so is valid UTF-8), a word at a time; it
+// spares the short strings of a typical message a call to utf8.Valid.
+func ascii(p []byte) bool {
+	const hi8, hi4 = 0x8080808080808080, 0x80808080
+	n := len(p)
+	switch {
+	case n >= 8:
+		acc := binary.LittleEndian.Uint64(p[n-8:])
+		for i := 0; i+8 <= n; i += 8 {
+			acc |= binary.LittleEndian.Uint64(p[i:])
+		}
+		return acc&hi8 == 0
+	case n >= 4:
+		return (binary.LittleEndian.Uint32(p)|binary.LittleEndian.Uint32(p[n-4:]))&hi4 == 0
+	}
+	var acc byte
+	for _, c := range p {
+		acc |= c
+	}
+	return acc < 0x80
 }
 
 func (s *ProtoSchema) checkRequired(m *protoMsg, seen *presence) *Violation {
@@ -252,7 +323,7 @@ func (s *ProtoSchema) value(f *protoField, typ protowire.Type, b []byte, depth i
 			if _, v := s.walk(body, f.msg, depth+1, 0); v != nil {
 				return 0, v
 			}
-		case f.utf8 && !utf8.Valid(body):
+		case f.utf8 && !ascii(body) && !utf8.Valid(body):
 			return 0, &Violation{KeywordLocation: "utf8", Message: fmt.Sprintf("string field %s (%d) is not valid UTF-8", f.name, f.number)}
 		}
 		return n, nil

@@ -77,17 +77,18 @@ func (s *Store) Claim(ctx context.Context, key, owner string, lease time.Duratio
 	if err := ctx.Err(); err != nil {
 		return idempotency.Claim{}, err
 	}
+	h := s.idem.hash(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	r := s.idem.get(key, now)
+	r := s.idem.get(key, h, now)
 	switch {
 	case r != nil && r.done:
 		return idempotency.Claim{Status: idempotency.Done}, nil
 	case r != nil && r.owner != owner:
 		return idempotency.Claim{Status: idempotency.Busy, Remaining: r.exp.Sub(now)}, nil
 	}
-	s.idem.claim(r, key, owner, now.Add(lease))
+	s.idem.claim(r, key, h, owner, now.Add(lease))
 	return idempotency.Claim{Status: idempotency.Acquired}, nil
 }
 
@@ -96,12 +97,13 @@ func (s *Store) Complete(ctx context.Context, key, owner string, retention time.
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	h := s.idem.hash(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	r := s.idem.get(key, now)
+	r := s.idem.get(key, h, now)
 	held := r != nil && !r.done && r.owner == owner
-	s.idem.markDone(r, key, now.Add(retention))
+	s.idem.markDone(r, key, h, now.Add(retention))
 	if !held {
 		return idempotency.ErrLeaseLost
 	}
@@ -113,9 +115,10 @@ func (s *Store) Release(ctx context.Context, key, owner string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	h := s.idem.hash(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if r := s.idem.get(key, s.now()); r != nil && !r.done && r.owner == owner {
+	if r := s.idem.get(key, h, s.now()); r != nil && !r.done && r.owner == owner {
 		s.idem.remove(r)
 	}
 	return nil
@@ -133,14 +136,15 @@ func (s *Store) Reserve(ctx context.Context, rs []ordering.Reservation, retentio
 	for i := range rs {
 		r := &rs[i]
 		var c counter
-		if it := s.counters.get(r.Key, now); it != nil {
+		it := s.counters.get(r.Key, now)
+		if it != nil {
 			c = it.val
 		} else {
 			c.epoch = max(now.UnixMilli(), s.lastEpoch+1)
 			s.lastEpoch = c.epoch
 		}
 		c.n += r.Count
-		s.counters.set(r.Key, c, now.Add(retention), now)
+		s.counters.set(it, r.Key, c, now.Add(retention))
 		r.Epoch, r.Last = c.epoch, c.n
 	}
 	return nil
@@ -161,7 +165,7 @@ func (s *Store) Begin(ctx context.Context, key string, req ordering.BeginRequest
 	}
 	res, changed := st.Begin(now, req)
 	if changed {
-		s.states.set(key, st, now.Add(req.Retention), now)
+		s.states.set(it, key, st, now.Add(req.Retention))
 	}
 	return res, nil
 }
@@ -175,13 +179,14 @@ func (s *Store) Commit(ctx context.Context, key string, seq int64, owner string,
 	defer s.mu.Unlock()
 	now := s.now()
 	var st ordering.State
-	if it := s.states.get(key, now); it != nil {
+	it := s.states.get(key, now)
+	if it != nil {
 		st = it.val
 	}
 	if err := st.Commit(now, seq, owner); err != nil {
 		return err
 	}
-	s.states.set(key, st, now.Add(retention), now)
+	s.states.set(it, key, st, now.Add(retention))
 	return nil
 }
 
@@ -199,7 +204,7 @@ func (s *Store) Abort(ctx context.Context, key string, seq int64, owner string) 
 	}
 	st := it.val
 	if st.Abort(now, seq, owner) {
-		s.states.set(key, st, it.exp, now)
+		s.states.set(it, key, st, it.exp)
 	}
 	return nil
 }

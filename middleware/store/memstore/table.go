@@ -37,18 +37,21 @@ func (t *table[V]) get(key string, now time.Time) *item[V] {
 	return it
 }
 
-// set stores val under key until exp, evicting to stay within max.
-func (t *table[V]) set(key string, val V, exp, now time.Time) {
-	if it := t.items[key]; it != nil {
+// set stores val under key until exp, evicting to stay within max. It follows a get of key,
+// whose answer it is (nil: key has no entry), so that key is not looked up twice.
+func (t *table[V]) set(it *item[V], key string, val V, exp time.Time) {
+	if it != nil {
 		it.val, it.exp = val, exp
-		t.unlink(it)
-		t.pushBack(it)
+		if it != t.tail {
+			t.unlink(it)
+			t.pushBack(it)
+		}
 		return
 	}
 	for len(t.items) >= t.max && t.head != nil {
 		t.remove(t.head) // expired ones first: they were written longest ago
 	}
-	it := &item[V]{key: key, val: val, exp: exp}
+	it = &item[V]{key: key, val: val, exp: exp}
 	t.items[key] = it
 	t.pushBack(it)
 }
