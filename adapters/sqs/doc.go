@@ -38,7 +38,9 @@
 // lane sends its requests one after another and stops at a request that fails as a whole. On a
 // FIFO queue each key (and the shared group of unkeyed messages) stays in one lane, so that a
 // group's messages are stored in order and without gaps; on a standard queue all keyed
-// messages go through one lane, so that they at least arrive in order.
+// messages go through one lane, so that they at least arrive in order. Messages with no order to
+// keep (unkeyed on a standard queue, or with Config.FIFOGroupPerMessage) fill requests of their
+// own that whichever lane is free takes next.
 //
 // On FIFO queues Message.Key is the MessageGroupId, and the MessageDeduplicationId is made of
 // Message.ID and Message.PublishTime (hashed when SQS would refuse them as they are; see

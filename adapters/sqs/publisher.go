@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -34,8 +35,9 @@ var entryIDs = func() [MaxBatch]string {
 // hashes to, and unkeyed messages, which share a group (Config.FIFODefaultGroup), share a lane:
 // a group's messages are stored in order and without gaps. On a standard queue all keyed
 // messages go through one lane (the queue keeps no order of its own beyond arrival). Unkeyed
-// messages of a standard queue, or with FIFOGroupPerMessage, have no order to keep and fill
-// requests spread over all lanes.
+// messages of a standard queue, or with FIFOGroupPerMessage, have no order to keep: they fill
+// requests of their own that any lane takes once its ordered requests are sent, so that a slow
+// request delays no other.
 func (d *Driver) Publish(ctx context.Context, topic string, msgs []*message.Message) error {
 	if d.closed.Load() {
 		return fmt.Errorf("sqs: publish to %q: %w", topic, transport.ErrClosed)
@@ -60,7 +62,6 @@ func (d *Driver) Publish(ctx context.Context, topic string, msgs []*message.Mess
 	entries := make([]types.SendMessageBatchRequestEntry, len(msgs))
 	sizes := make([]int, len(msgs))
 	lanes := make([][]int, nlanes) // message indexes per lane, in batch order
-	free := 0                      // next lane for unordered requests
 	var loose []int                // unkeyed messages with no order to keep
 	for i, m := range msgs {
 		e := enc.encode(m)
@@ -83,49 +84,65 @@ func (d *Driver) Publish(ctx context.Context, topic string, msgs []*message.Mess
 			loose = append(loose, i)
 		}
 	}
-	// Loose messages fill requests of their own, dealt round-robin to the lanes.
-	for lo := 0; lo < len(loose); lo += MaxBatch {
-		hi := min(lo+MaxBatch, len(loose))
-		lanes[free] = append(lanes[free], loose[lo:hi]...)
-		free = (free + 1) % nlanes
+	// Loose messages fill requests of their own, taken by whichever lane is free first.
+	pool := cut(loose, sizes)
+	if len(loose) == 0 {
+		pool = nil
 	}
+	var next atomic.Int64 // the next request of pool to send
 
 	var mu sync.Mutex
 	var whole []error // errors that failed whole requests
-	nreq := 0
+	nreq := len(pool)
+	send := func(req []int) error {
+		var f []transport.FailedMessage
+		var err error
+		if cerr := ctx.Err(); cerr != nil {
+			err = fmt.Errorf("sqs: publish to %q: %w", q.name, cerr)
+			f = failAll(msgs, req, err)
+		} else {
+			f, err = d.sendBatch(ctx, q, msgs, entries, req)
+		}
+		if f != nil || err != nil {
+			mu.Lock()
+			failed = append(failed, f...)
+			if err != nil {
+				whole = append(whole, err)
+			}
+			mu.Unlock()
+		}
+		return err
+	}
 	var wg sync.WaitGroup
 	for _, lane := range lanes {
-		if len(lane) == 0 {
+		var reqs [][]int
+		if len(lane) > 0 {
+			reqs = cut(lane, sizes)
+			nreq += len(reqs)
+		} else if len(pool) == 0 {
 			continue
 		}
-		reqs := cut(lane, sizes)
-		nreq += len(reqs)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for k, req := range reqs {
-				var f []transport.FailedMessage
-				var err error
-				if cerr := ctx.Err(); cerr != nil {
-					err = fmt.Errorf("sqs: publish to %q: %w", q.name, cerr)
-					f = failAll(msgs, req, err)
-				} else {
-					f, err = d.sendBatch(ctx, q, msgs, entries, req)
-				}
-				mu.Lock()
-				failed = append(failed, f...)
-				if err != nil {
-					whole = append(whole, err)
+				if err := send(req); err != nil {
 					// Stop the lane: its later messages may share keys with these.
+					mu.Lock()
 					for _, rest := range reqs[k+1:] {
 						failed = append(failed, failAll(msgs, rest, fmt.Errorf(
 							"sqs: not sent, to keep order, after an earlier request of the batch failed: %w", err))...)
 					}
+					mu.Unlock()
+					break
 				}
-				mu.Unlock()
-				if err != nil {
+			}
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= len(pool) {
 					return
 				}
+				_ = send(pool[k]) // unordered: a failed request stops nothing else
 			}
 		}()
 	}
