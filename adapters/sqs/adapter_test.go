@@ -247,6 +247,101 @@ func TestPartialBatchFailure(t *testing.T) {
 	}
 }
 
+// TestWholeRequestFailure: a SendMessageBatch request refused as a whole fails its own
+// messages only when they have no order to keep (the other requests are still sent and
+// stored); in an ordered lane (one FIFO key) the lane stops there, and its later messages are
+// reported as not sent rather than stored out of order behind a gap.
+func TestWholeRequestFailure(t *testing.T) {
+	ep := endpoint(t)
+	refuse := &fault{status: 400, typ: "com.amazonaws.sqs#InvalidParameterValue", query: "InvalidParameterValue;Sender", msg: "refused by the test"}
+	const n = 30 // three requests of 10
+	for _, tc := range []struct {
+		name, suffix, key string
+		wantFailed        int // messages reported failed
+		wantRefused       int // of those, in the refused request (the others were held back)
+		wantRequests      int
+	}{
+		{name: "unordered", wantFailed: 10, wantRefused: 10, wantRequests: 3},
+		{name: "one FIFO key", suffix: ".fifo", key: "k", wantFailed: 30, wantRefused: 10, wantRequests: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newSQSProxy(t, ep)
+			cfg := testConfig(ep)
+			cfg.Endpoint = p.URL
+			cfg.PublishConcurrency = 2
+			c := open(t, cfg)
+			topic := uniqueQueue(t, ep, tc.suffix)
+			ctx := context.Background()
+			if err := c.Publish(ctx, topic, &message.Message{ID: "warm", Key: tc.key, Payload: []byte("x")}); err != nil {
+				t.Fatal(err) // the queue exists before the fault
+			}
+			p.setFail(func(op string, k int) *fault {
+				if op == "SendMessageBatch" && k == 2 { // the first request of the batch below
+					return refuse
+				}
+				return nil
+			})
+			msgs := make([]*message.Message, n)
+			for i := range msgs {
+				msgs[i] = &message.Message{ID: fmt.Sprintf("m%02d", i), Key: tc.key, Payload: []byte("x")}
+			}
+			err := c.Publish(ctx, topic, msgs...)
+			var pe *transport.PublishError
+			if !errors.As(err, &pe) {
+				t.Fatalf("err = %v; want a PublishError", err)
+			}
+			failed := map[string]bool{}
+			refused := 0
+			for _, f := range pe.Failed {
+				failed[f.ID] = true
+				if f.ID != msgs[f.Index].ID {
+					t.Errorf("failure at index %d names %s, not %s", f.Index, f.ID, msgs[f.Index].ID)
+				}
+				if !errors.Is(f.Err, transport.ErrInvalidMessage) || !strings.Contains(f.Err.Error(), "refused by the test") {
+					t.Errorf("message %s: %v; want the request's error", f.ID, f.Err)
+				} else if !strings.Contains(f.Err.Error(), "not sent, to keep order") {
+					refused++ // in the refused request itself, not held back behind it
+				}
+			}
+			if len(pe.Failed) != tc.wantFailed || refused != tc.wantRefused {
+				t.Fatalf("%d failed, %d of them in the refused request; want %d and %d", len(pe.Failed), refused, tc.wantFailed, tc.wantRefused)
+			}
+			if got := p.count("SendMessageBatch") - 1; got != tc.wantRequests {
+				t.Errorf("SendMessageBatch requests = %d; want %d", got, tc.wantRequests)
+			}
+
+			// Exactly the messages not reported failed were stored.
+			want := map[string]bool{"warm": true}
+			for _, m := range msgs {
+				if !failed[m.ID] {
+					want[m.ID] = true
+				}
+			}
+			var mu sync.Mutex
+			got := map[string]bool{}
+			all := make(chan struct{})
+			runSub(t, c, topic, transport.SubscriberConfig{}, func(_ context.Context, m *message.Message) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if !want[m.ID] {
+					t.Errorf("received %s, which was reported failed", m.ID)
+				}
+				got[m.ID] = true
+				if len(got) == len(want) {
+					close(all)
+				}
+				return nil
+			})
+			select {
+			case <-all:
+			case <-time.After(30 * time.Second):
+				mu.Lock()
+				t.Fatalf("received %d of the %d stored messages", len(got), len(want))
+			}
+		})
+	}
+}
+
 // TestQueueMissingCreateOff: with creation off, a missing queue is ErrTopicNotFound for both
 // sides, and the error names the queue.
 func TestQueueMissingCreateOff(t *testing.T) {
