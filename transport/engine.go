@@ -502,8 +502,8 @@ func (e *engine) sleep(d time.Duration) bool {
 // A handled message gives its prefetch slot back as soon as it is queued here, so that
 // handling goes on while a batch of acks is on its way to the broker (a Kafka commit, an SQS
 // delete: a round trip). What waits here is bounded too: a worker that finds limit messages
-// already waiting blocks until the acker takes them. Messages received and not yet
-// acknowledged are therefore at most 2 × Prefetch.
+// waiting or on their way blocks until the broker has answered for a batch. Messages received
+// and not yet acknowledged are therefore at most 2 × Prefetch.
 type acker struct {
 	recv  Receiver
 	log   *slog.Logger
@@ -511,8 +511,9 @@ type acker struct {
 	limit int
 
 	mu      sync.Mutex
-	taken   *sync.Cond // broadcast when the acker takes the pending batch
+	taken   *sync.Cond // broadcast when the broker answered for a batch (room for limit more)
 	pending []*message.Message
+	sending int // messages of the batch on its way to the broker
 	spare   []*message.Message
 	stopped bool
 	wake    chan struct{}
@@ -522,7 +523,7 @@ type acker struct {
 
 func (a *acker) add(m *message.Message) {
 	a.mu.Lock()
-	for len(a.pending) >= a.limit && !a.stopped {
+	for len(a.pending)+a.sending >= a.limit && !a.stopped {
 		a.taken.Wait()
 	}
 	a.pending = append(a.pending, m)
@@ -553,7 +554,7 @@ func (a *acker) flush() {
 	a.mu.Lock()
 	batch := a.pending
 	a.pending = a.spare[:0]
-	a.taken.Broadcast()
+	a.sending = len(batch)
 	a.mu.Unlock()
 	if len(batch) == 0 {
 		a.spare = batch
@@ -564,6 +565,10 @@ func (a *acker) flush() {
 	}
 	clear(batch)
 	a.spare = batch
+	a.mu.Lock()
+	a.sending = 0
+	a.taken.Broadcast()
+	a.mu.Unlock()
 }
 
 // close flushes what is pending and stops the loop. Workers still adding afterwards (ones that

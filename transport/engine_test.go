@@ -31,6 +31,7 @@ type fakeDriver struct {
 	recvs     []*fakeReceiver
 	inflight  int // received, not yet acked/nacked
 	maxFlight int
+	ackGate   chan struct{} // when set, Ack waits until it is closed
 }
 
 type nack struct {
@@ -127,7 +128,17 @@ func (r *fakeReceiver) Receive(ctx context.Context, buf []*message.Message) (int
 	}
 }
 
-func (r *fakeReceiver) Ack(_ context.Context, msgs []*message.Message) error {
+func (r *fakeReceiver) Ack(ctx context.Context, msgs []*message.Message) error {
+	r.d.mu.Lock()
+	gate := r.d.ackGate
+	r.d.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	r.d.mu.Lock()
 	defer r.d.mu.Unlock()
 	for _, m := range msgs {
@@ -334,6 +345,32 @@ func TestEnginePrefetchBoundsInFlight(t *testing.T) {
 	// are on their way.
 	if _, _, _, maxFlight := d.snapshot(); maxFlight > 10 {
 		t.Errorf("max unacknowledged = %d; Prefetch is 5, so at most 10", maxFlight)
+	}
+}
+
+// TestEngineAcksOnTheirWayCount: while the broker takes its time answering an ack, the
+// messages of that batch still count against the bound: received and not acknowledged stays
+// at most 2 × Prefetch however long the answer takes.
+func TestEngineAcksOnTheirWayCount(t *testing.T) {
+	d := newFake(true)
+	gate := make(chan struct{})
+	d.ackGate = gate
+	_, r, stop := start(t, d, transport.SubscriberConfig{Concurrency: 2, Prefetch: 5}, func(context.Context, *message.Message) error {
+		return nil
+	})
+	for i := 0; i < 50; i++ {
+		r.deliver(&message.Message{ID: strconv.Itoa(i)})
+	}
+	// The first ack is stuck at the broker; everything else that can happen, happens.
+	eventually(t, "the bound reached", func() bool { _, _, inflight, _ := d.snapshot(); return inflight >= 10 })
+	time.Sleep(50 * time.Millisecond)
+	if _, _, inflight, maxFlight := d.snapshot(); maxFlight > 10 {
+		t.Errorf("received and unacknowledged reached %d (now %d) while an ack was on its way; Prefetch 5 allows 10", maxFlight, inflight)
+	}
+	close(gate)
+	eventually(t, "all acked", func() bool { a, _, _, _ := d.snapshot(); return len(a) == 50 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
 	}
 }
 
