@@ -269,10 +269,18 @@ func (fr faultRun) run(t *testing.T) {
 	failedPublishes := 0
 	for sent := 0; sent < fr.n; {
 		if len(points) > 0 && sent >= points[0] {
+			k := 2 - len(points)
 			if faultDone != nil {
 				<-faultDone // one fault at a time
+				// and the next only once the subscriber is back: a broker restarted within
+				// a second of the last would otherwise find its consumer still waiting to
+				// reconnect, and break it once instead of twice.
+				subDrv := subConn.Driver().(*rabbitmq.Driver)
+				deadline := time.Now().Add(fr.timeout)
+				for subDrv.Stats().ConsumersRestarted < int64(k) && time.Now().Before(deadline) {
+					time.Sleep(10 * time.Millisecond)
+				}
 			}
-			k := 2 - len(points)
 			points = points[1:]
 			awaitLoss = pubDrv.Stats().ConnectionsLost
 			done := make(chan struct{})
