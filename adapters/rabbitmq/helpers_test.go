@@ -39,6 +39,21 @@ func withHost(t testing.TB, rawURL, hostport string) string {
 	return u.String()
 }
 
+// withPassword returns rawURL with its password replaced (its user kept, "guest" if none).
+func withPassword(t testing.TB, rawURL, password string) string {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := "guest"
+	if u.User != nil && u.User.Username() != "" {
+		user = u.User.Username()
+	}
+	u.User = url.UserPassword(user, password)
+	return u.String()
+}
+
 // hostOf returns the host:port of an AMQP URL.
 func hostOf(t testing.TB, rawURL string) string {
 	t.Helper()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/courierhq/courier/adapters/rabbitmq"
+	"github.com/courierhq/courier/integration/brokers"
 	"github.com/courierhq/courier/integration/conformance"
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/transport"
@@ -43,12 +44,13 @@ func TestConformanceSingleActiveConsumer(t *testing.T) {
 	})
 }
 
-// rabbitmqctl runs the node's rabbitmqctl (from .brokers/env), skipping when there is none.
+// rabbitmqctl runs the node's rabbitmqctl (from .brokers/env); without one the test skips, or
+// fails under COURIER_REQUIRE_BROKERS=1.
 func rabbitmqctl(t *testing.T, args ...string) {
 	t.Helper()
 	ctl := os.Getenv("COURIER_RABBITMQCTL")
 	if ctl == "" {
-		t.Skip("COURIER_RABBITMQCTL not set (source .brokers/env): cannot control the broker")
+		brokers.SkipOrFail(t, "COURIER_RABBITMQCTL is not set (`set -a; . .brokers/env; set +a` after `bash integration/brokers/up.sh rabbitmq`): cannot control the broker")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -55,10 +55,7 @@ func TestConformance(t *testing.T) {
 func TestOpenErrors(t *testing.T) {
 	url := endpoint(t)
 	const secret = "s3cret-Pa55"
-	wrongPass := strings.Replace(url, "guest:guest@", "guest:"+secret+"@", 1)
-	if wrongPass == url {
-		t.Skipf("endpoint does not use guest:guest; cannot derive a wrong password")
-	}
+	wrongPass := withPassword(t, url, secret)
 	closedPort := withHost(t, url, "127.0.0.1:1")
 	tests := []struct {
 		name     string

@@ -14,9 +14,7 @@ import (
 // while. Every confirmed message must be delivered at least once; duplicates are counted.
 func TestBrokerRestart(t *testing.T) {
 	url := endpoint(t)
-	if !brokers.CanControl(brokers.RabbitMQ) {
-		t.Skip("needs the native RabbitMQ started by integration/brokers/up.sh from this checkout, to stop and start it")
-	}
+	brokers.RequireControl(t, brokers.RabbitMQ)
 	faultRun{
 		n:       10000,
 		batch:   200,

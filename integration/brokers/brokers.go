@@ -135,11 +135,31 @@ func Endpoint(t testing.TB, s Service) string {
 		}
 		d = unavailable(s, d.required, fmt.Sprintf("a Docker engine answers but its container did not start: %v", err))
 	}
-	if d.required {
-		t.Fatal(d.message)
-	}
-	t.Skip(d.message)
+	endTest(t, d.required, d.message)
 	return ""
+}
+
+// endTest skips the test with msg, or fails it when required (COURIER_REQUIRE_BROKERS=1):
+// the one place that chooses between the two.
+func endTest(t testing.TB, required bool, msg string) {
+	t.Helper()
+	if required {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+// SkipOrFail stops a test that cannot run here for want of something a broker test needs (a
+// broker it can stop, a control tool, credentials): it skips with the message, or fails with
+// it under COURIER_REQUIRE_BROKERS=1, where nothing may be skipped for want of a broker.
+func SkipOrFail(t testing.TB, format string, args ...any) {
+	t.Helper()
+	required := truthy(os.LookupEnv(RequireEnv))
+	msg := fmt.Sprintf(format, args...)
+	if required {
+		msg += fmt.Sprintf(" (failing instead of skipping because %s=1)", RequireEnv)
+	}
+	endTest(t, required, msg)
 }
 
 // source says where an endpoint comes from.

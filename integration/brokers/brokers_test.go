@@ -316,16 +316,28 @@ func TestEndpointUnavailable(t *testing.T) {
 	}
 }
 
-// TestControlSkipsForeignEndpoints checks that StopService and StartService
-// leave alone a broker that up.sh does not serve.
+// TestControlSkipsForeignEndpoints checks that StopService, StartService and
+// RequireControl leave alone a broker that up.sh does not serve: they skip, or
+// fail under COURIER_REQUIRE_BROKERS=1, naming the broker.
 func TestControlSkipsForeignEndpoints(t *testing.T) {
-	for _, s := range []Service{RabbitMQ, Kafka} {
-		t.Setenv(s.EnvVar(), "elsewhere.invalid:1")
-		for name, fn := range map[string]func(testing.TB, Service){"stop": StopService, "start": StartService} {
-			f := &fakeTB{TB: t}
-			f.run(func(tb testing.TB) { fn(tb, s) })
-			if !f.skipped {
-				t.Errorf("%s %s did not skip for a foreign endpoint (failed=%v %s)", name, s, f.failed, f.msg)
+	for _, require := range []string{"", "1"} {
+		t.Setenv(RequireEnv, require)
+		for _, s := range []Service{RabbitMQ, Kafka} {
+			t.Setenv(s.EnvVar(), "elsewhere.invalid:1")
+			for name, fn := range map[string]func(testing.TB, Service){"stop": StopService, "start": StartService, "require": RequireControl} {
+				f := &fakeTB{TB: t}
+				f.run(func(tb testing.TB) {
+					fn(tb, s)
+					if name == "require" {
+						t.Errorf("RequireControl(%s) returned for a foreign endpoint", s)
+					}
+				})
+				if f.skipped != (require == "") || f.failed != (require == "1") || !strings.Contains(f.msg, s.Title()) {
+					t.Errorf("require=%q: %s %s: skipped=%v failed=%v %q", require, name, s, f.skipped, f.failed, f.msg)
+				}
+				if require == "1" && !strings.Contains(f.msg, RequireEnv) {
+					t.Errorf("%s %s: failure %q does not say why it is not a skip", name, s, f.msg)
+				}
 			}
 		}
 	}

@@ -45,15 +45,17 @@ var (
 //   - the others (Kafka included): SIGTERM to the pid in .brokers/run, then
 //     waiting for the process to exit.
 //
-// The test is skipped when the service is not controllable: its endpoint came
-// from a container, or its variable points somewhere other than up.sh's
-// endpoint, or up.sh did not start it. If the test ends without calling
+// The test is skipped (failed under COURIER_REQUIRE_BROKERS=1, see SkipOrFail)
+// when the service is not controllable: its endpoint came from a container, or
+// its variable points somewhere other than up.sh's endpoint, or up.sh did not
+// start it. Fault tests that start goroutines should call RequireControl first,
+// on the test goroutine. If the test ends without calling
 // StartService, a cleanup starts the service again so that later tests find it.
 func StopService(t testing.TB, s Service) {
 	t.Helper()
 	pid := controllable(t, s)
 	if pid == 0 {
-		t.Skipf("brokers: %s was not started by integration/brokers/up.sh on this machine (pid file %s); cannot stop it",
+		SkipOrFail(t, "brokers: %s was not started by integration/brokers/up.sh on this machine (pid file %s); cannot stop it",
 			s.Title(), pidFile(s))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -91,12 +93,12 @@ func StopService(t testing.TB, s Service) {
 // StartService starts again a service stopped by StopService (or by hand) and
 // returns once it answers: `rabbitmqctl start_app` for RabbitMQ, and
 // `bash integration/brokers/up.sh SERVICE` for the others (which waits for a
-// real protocol answer). It skips the test under the same conditions as
+// real protocol answer). It stops the test under the same conditions as
 // StopService.
 func StartService(t testing.TB, s Service) {
 	t.Helper()
 	if !nativeEndpointInUse(s) || !fileExists(filepath.Join(brokersDir(), "run")) {
-		t.Skipf("brokers: %s does not come from integration/brokers/up.sh (%s=%q); cannot start it",
+		SkipOrFail(t, "brokers: %s does not come from integration/brokers/up.sh (%s=%q); cannot start it",
 			s.Title(), s.EnvVar(), os.Getenv(s.EnvVar()))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -277,4 +279,14 @@ var repoRoot = sync.OnceValue(func() string {
 // skip must not happen on another goroutine.
 func CanControl(s Service) bool {
 	return nativeEndpointInUse(s) && servicePid(s) != 0
+}
+
+// RequireControl stops the test (see SkipOrFail: a skip, or a failure under
+// COURIER_REQUIRE_BROKERS=1) unless CanControl(s). Call it on the test goroutine.
+func RequireControl(t testing.TB, s Service) {
+	t.Helper()
+	if !CanControl(s) {
+		SkipOrFail(t, "brokers: %s was not started by integration/brokers/up.sh from this checkout (%s=%q, pid file %s); cannot stop and start it",
+			s.Title(), s.EnvVar(), os.Getenv(s.EnvVar()), pidFile(s))
+	}
 }
