@@ -4,13 +4,14 @@
 // and still charge each once.
 //
 // It runs on the in-process broker and store by default; COURIER_URL picks another broker, and
-// COURIER_REDIS_URL or COURIER_POSTGRES_URL a shared store:
+// COURIER_STORE_URL (redis://… or postgres://…, see package storeurl) a shared store:
 //
 //	go run ./examples/idempotency
-//	COURIER_URL=amqp://guest:guest@127.0.0.1:5672/ COURIER_REDIS_URL=redis://127.0.0.1:6379/0 go run ./examples/idempotency
+//	COURIER_URL=amqp://guest:guest@127.0.0.1:5672/ COURIER_STORE_URL=redis://127.0.0.1:6379/0 go run ./examples/idempotency
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,14 +23,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	_ "github.com/courierhq/courier/adapters/all"
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/middleware/idempotency"
-	"github.com/courierhq/courier/middleware/store/memstore"
-	"github.com/courierhq/courier/middleware/store/pgstore"
-	"github.com/courierhq/courier/middleware/store/redisstore"
+	"github.com/courierhq/courier/middleware/store/storeurl"
 	"github.com/courierhq/courier/transport"
 )
 
@@ -38,30 +35,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "idempotency:", err)
 		os.Exit(1)
 	}
-}
-
-// openStore returns the store named by the environment, and what closes it.
-func openStore(ctx context.Context) (idempotency.Store, string, func(), error) {
-	if u := os.Getenv("COURIER_REDIS_URL"); u != "" {
-		s, closeFn, err := redisstore.Open(ctx, u, redisstore.Options{})
-		if err != nil {
-			return nil, "", nil, err
-		}
-		return s, "redis", func() { _ = closeFn() }, nil
-	}
-	if u := os.Getenv("COURIER_POSTGRES_URL"); u != "" {
-		pool, err := pgxpool.New(ctx, u)
-		if err != nil {
-			return nil, "", nil, errors.New("invalid COURIER_POSTGRES_URL")
-		}
-		s := pgstore.New(pool)
-		if err := s.Migrate(ctx); err != nil {
-			pool.Close()
-			return nil, "", nil, err
-		}
-		return s, "postgres", pool.Close, nil
-	}
-	return memstore.New(memstore.Options{}), "memory (this process only)", func() {}, nil
 }
 
 func run() error {
@@ -74,13 +47,14 @@ func run() error {
 		return err
 	}
 	defer conn.Close(context.Background())
-	store, storeName, closeStore, err := openStore(ctx)
+	storeURL := cmp.Or(os.Getenv(storeurl.EnvVar), "memory://")
+	store, closeStore, err := storeurl.Open(ctx, storeURL)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
 	topic := fmt.Sprintf("idempotency-payments-%06d", rand.IntN(1_000_000))
-	fmt.Printf("broker  %s (%s)\nstore   %s\ntopic   %s\n\n", transport.RedactURL(url), conn.Capabilities().Name, storeName, topic)
+	fmt.Printf("broker  %s (%s)\nstore   %s\ntopic   %s\n\n", transport.RedactURL(url), conn.Capabilities().Name, transport.RedactURL(storeURL), topic)
 
 	if err := oneSubscriber(ctx, conn, store, topic); err != nil {
 		return err

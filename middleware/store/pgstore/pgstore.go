@@ -31,6 +31,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/courierhq/courier/middleware/idempotency"
 	"github.com/courierhq/courier/middleware/ordering"
@@ -64,6 +65,31 @@ var (
 
 // New returns a store on db. Call Migrate once before use (or apply MigrationSQL yourself).
 func New(db DB) *Store { return &Store{db: db} }
+
+// Open connects a pool to the PostgreSQL named by a URL (postgres://user:password@host/db?…;
+// see pgxpool.ParseConfig), checks that it answers, applies the migration (Migrate), and
+// returns a store and a function that closes the pool. Errors never include the password
+// (pgx masks it in what it reports about the URL).
+func Open(ctx context.Context, url string) (*Store, func(), error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pgstore: invalid PostgreSQL URL: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pgstore: connect to %s: %w", cfg.ConnConfig.Host, err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, nil, fmt.Errorf("pgstore: connect to %s:%d: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
+	}
+	s := New(pool)
+	if err := s.Migrate(ctx); err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return s, pool.Close, nil
+}
 
 // nowMS is the database clock in Unix milliseconds.
 const nowMS = `(extract(epoch FROM clock_timestamp()) * 1000)::bigint`
