@@ -317,7 +317,10 @@ EOF
 		say "sqs       already starting (pid $pid)"
 		return 0
 	fi
-	start_bg sqs java -Xms64m -Xmx256m -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+	# ElasticMQ keeps every message on its heap: at 256 MiB a benchmark run's queues (a few
+	# hundred thousand messages) ended it with OutOfMemoryError and, before that, made its
+	# throughput swing by a third from GC pressure. 1 GiB of the machine's 24 is ample.
+	start_bg sqs java -Xms512m -Xmx1g -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
 		"-Dconfig.file=$d/elasticmq.conf" -cp "$d/lib/*" org.elasticmq.server.Main
 }
 
