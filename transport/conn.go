@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/courierhq/courier/transport/driver"
+
 	"github.com/courierhq/courier/message"
 )
 
@@ -20,29 +22,37 @@ type ConnConfig struct {
 // Validate reports whether the configuration can be used. The zero value is valid.
 func (c ConnConfig) Validate() error { return nil }
 
+// logger returns Logger, or slog.Default() when it is nil.
+func (c ConnConfig) logger() *slog.Logger {
+	if c.Logger == nil {
+		return slog.Default()
+	}
+	return c.Logger
+}
+
 // Conn is a connection to one broker: the value users hold. It publishes (Publish, or a
 // Publisher with middleware) and consumes (Subscribe). A Conn is safe for concurrent use.
 // Close it when done: it stops its subscribers, then the adapter's connection.
 type Conn struct {
-	driver Driver
-	caps   Capabilities
-	log    *slog.Logger
-	pub    *Publisher
-	ids    idGen
+	drv  driver.Driver
+	caps Capabilities
+	log  *slog.Logger
+	pub  *Publisher
+	ids  idGen
 
 	closed atomic.Bool
 	mu     sync.Mutex
 	subs   map[*Subscriber]struct{}
 }
 
-// NewConn wraps an adapter's Driver. Adapters' typed constructors use it; most programs use
+// NewConn wraps an adapter's driver.Driver. Adapters' typed constructors use it; most programs use
 // Open instead.
-func NewConn(d Driver, cfg ConnConfig) *Conn {
+func NewConn(d driver.Driver, cfg ConnConfig) *Conn {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	c := &Conn{driver: d, caps: d.Capabilities(), subs: map[*Subscriber]struct{}{}}
+	c := &Conn{drv: d, caps: d.Capabilities(), subs: map[*Subscriber]struct{}{}}
 	c.log = log.With("courier.broker", c.caps.Name)
 	c.pub = c.Publisher(PublisherConfig{})
 	return c
@@ -53,7 +63,7 @@ func (c *Conn) Capabilities() Capabilities { return c.caps }
 
 // Driver returns the adapter behind the connection; adapters document which of their types
 // it is, for use with a type assertion (the escape hatch to the native client).
-func (c *Conn) Driver() Driver { return c.driver }
+func (c *Conn) Driver() driver.Driver { return c.drv }
 
 // Publish publishes msgs to topic without middleware; see Publisher.Publish.
 func (c *Conn) Publish(ctx context.Context, topic string, msgs ...*message.Message) error {
@@ -78,7 +88,7 @@ func (c *Conn) Close(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := c.driver.Close(ctx); err != nil {
+	if err := c.drv.Close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("courier: close %s: %w", c.caps.Name, err))
 	}
 	return errors.Join(errs...)

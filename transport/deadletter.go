@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/courierhq/courier/message"
+	"github.com/courierhq/courier/transport/driver"
 )
 
 // DeadLetterSuffix is appended to a topic to name its default dead-letter topic, and to a
@@ -106,9 +107,9 @@ func headerValue(s string) string {
 }
 
 // DefaultDeadLetterTopic returns the dead-letter topic for topic on the connection's broker:
-// topic + ".dlq", or the adapter's own form where its names need one (DeadLetterNamer).
+// topic + ".dlq", or the adapter's own form where its names need one (driver.DeadLetterNamer).
 func (c *Conn) DefaultDeadLetterTopic(topic string) string {
-	if n, ok := c.driver.(DeadLetterNamer); ok {
+	if n, ok := c.drv.(driver.DeadLetterNamer); ok {
 		return n.DeadLetterTopic(topic)
 	}
 	return topic + DeadLetterSuffix

@@ -10,7 +10,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/courierhq/courier/internal/keyhash"
+
 	"github.com/courierhq/courier/message"
+	"github.com/courierhq/courier/transport/driver"
 )
 
 // The consumer engine. One per Run. It is the only place in Courier that decides:
@@ -30,7 +33,7 @@ import (
 //     DrainTimeout, acks flushed, receiver closed.
 type engine struct {
 	s       *Subscriber
-	recv    Receiver
+	recv    driver.Receiver
 	h       message.Handler
 	caps    Capabilities
 	retry   RetryPolicy
@@ -187,7 +190,7 @@ func (e *engine) fetch(ctx context.Context) error {
 // every queue holds Prefetch messages and at most Prefetch are in flight.
 func (e *engine) dispatch(m *message.Message, nlanes uint32) {
 	if e.ordered && m.Key != "" {
-		e.lanes[keyHash(m.Key)%nlanes] <- m
+		e.lanes[keyhash.Sum32(m.Key)%nlanes] <- m
 	} else {
 		e.shared <- m
 	}
@@ -292,16 +295,6 @@ func (e *engine) unparkAll() {
 
 // evictAfter is how long the prefetch must stay full before parked messages are evicted.
 const evictAfter = 250 * time.Millisecond
-
-// keyHash is FNV-1a, inlined to avoid an allocation per message.
-func keyHash(s string) uint32 {
-	h := uint32(2166136261)
-	for i := 0; i < len(s); i++ {
-		h ^= uint32(s[i])
-		h *= 16777619
-	}
-	return h
-}
 
 func (e *engine) worker(lane chan *message.Message) {
 	defer e.wg.Done()
@@ -409,7 +402,7 @@ func (e *engine) deadLetter(m *message.Message, f Failure) {
 	if e.s.spec.NativeDeadLetter != nil {
 		e.log.Warn("courier: handing message to the broker's dead-lettering", "message_id", m.ID, "attempts", f.Attempts, "permanent", f.Permanent, "error", f.Err)
 		defer e.finished(1)
-		if rj, ok := e.recv.(Rejecter); ok {
+		if rj, ok := e.recv.(driver.Rejecter); ok {
 			if err := rj.Reject(e.opctx, m, f.Err); err != nil {
 				e.log.Error("courier: reject failed; the broker will redeliver", "message_id", m.ID, "error", err)
 			}
@@ -505,7 +498,7 @@ func (e *engine) sleep(d time.Duration) bool {
 // waiting or on their way blocks until the broker has answered for a batch. Messages received
 // and not yet acknowledged are therefore at most 2 × Prefetch.
 type acker struct {
-	recv  Receiver
+	recv  driver.Receiver
 	log   *slog.Logger
 	ctx   context.Context
 	limit int

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/courierhq/courier/transport/driver"
+
 	"go.uber.org/goleak"
 
 	"github.com/courierhq/courier/message"
@@ -62,7 +64,7 @@ func (d *fakeDriver) Publish(_ context.Context, topic string, msgs []*message.Me
 	return nil
 }
 
-func (d *fakeDriver) Subscribe(_ context.Context, spec transport.SubscriptionSpec) (transport.Receiver, error) {
+func (d *fakeDriver) Subscribe(_ context.Context, spec driver.SubscriptionSpec) (driver.Receiver, error) {
 	r := &fakeReceiver{d: d, spec: spec, in: make(chan *message.Message, 100000)}
 	d.mu.Lock()
 	d.recvs = append(d.recvs, r)
@@ -92,7 +94,7 @@ func (d *fakeDriver) snapshot() (acked []string, nacked []nack, inflight, maxFli
 
 type fakeReceiver struct {
 	d      *fakeDriver
-	spec   transport.SubscriptionSpec
+	spec   driver.SubscriptionSpec
 	in     chan *message.Message
 	closed atomic.Bool
 }
@@ -548,7 +550,7 @@ func (d *benchDriver) Capabilities() transport.Capabilities {
 	return transport.Capabilities{Name: "bench", Redelivery: true}
 }
 func (d *benchDriver) Publish(context.Context, string, []*message.Message) error { return nil }
-func (d *benchDriver) Subscribe(context.Context, transport.SubscriptionSpec) (transport.Receiver, error) {
+func (d *benchDriver) Subscribe(context.Context, driver.SubscriptionSpec) (driver.Receiver, error) {
 	return d.r, nil
 }
 func (d *benchDriver) Close(context.Context) error { return nil }

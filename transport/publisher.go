@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/courierhq/courier/message"
+	"github.com/courierhq/courier/transport/driver"
 )
 
 // PublisherConfig configures a Publisher. The zero value is valid.
@@ -155,7 +156,7 @@ func (p *Publisher) send(ctx context.Context, topic string, msgs []*message.Mess
 	}
 	var err error
 	if len(send) > 0 {
-		err = p.conn.driver.Publish(ctx, topic, send)
+		err = p.conn.drv.Publish(ctx, topic, send)
 	}
 	if err == nil && failed == nil {
 		return nil
@@ -196,19 +197,4 @@ func sortFailed(f []FailedMessage) {
 // ValidateName checks a topic or subscription name against the rules every supported broker
 // shares: non-empty, at most 249 bytes, valid UTF-8, no spaces or control characters, no "/"
 // or "#" or "*" (routing and path separators). Adapters check their broker's stricter rules.
-func ValidateName(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("%w: empty name", ErrInvalidTopic)
-	case len(name) > 249:
-		return fmt.Errorf("%w: %.40q… is %d bytes; the limit is 249", ErrInvalidTopic, name, len(name))
-	case !utf8.ValidString(name):
-		return fmt.Errorf("%w: %q is not valid UTF-8", ErrInvalidTopic, name)
-	}
-	for _, r := range name {
-		if r <= ' ' || r == 0x7f || r == '/' || r == '#' || r == '*' {
-			return fmt.Errorf("%w: %q contains %q; use letters, digits, '.', '-', '_'", ErrInvalidTopic, name, r)
-		}
-	}
-	return nil
-}
+func ValidateName(name string) error { return driver.ValidateName(name) }

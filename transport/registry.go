@@ -5,10 +5,9 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"regexp"
-	"slices"
 	"strings"
-	"sync"
+
+	"github.com/courierhq/courier/transport/driver"
 )
 
 // EnvURL is the conventional environment variable holding the broker URL.
@@ -17,42 +16,8 @@ const EnvURL = "COURIER_URL"
 // DefaultURL is used by URLFromEnv when EnvURL is unset: the in-process broker.
 const DefaultURL = "memory://"
 
-// Opener creates a Driver from a parsed URL. Adapters register one per scheme. The URL may
-// carry credentials: an Opener must not put it in errors or logs except through RedactURL.
-type Opener func(ctx context.Context, u *url.URL) (Driver, error)
-
-// The scheme registry is the only package-level state in Courier.
-var (
-	registryMu sync.RWMutex
-	registry   = map[string]Opener{}
-)
-
-// Register makes an adapter available to Open under scheme. Adapters call it from init; a
-// program enables an adapter by importing it (for its side effect, if nothing else). It
-// panics if scheme is empty, not lower case, or already registered.
-func Register(scheme string, o Opener) {
-	if scheme == "" || scheme != strings.ToLower(scheme) || o == nil {
-		panic(fmt.Sprintf("courier: bad registration for scheme %q", scheme))
-	}
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	if _, dup := registry[scheme]; dup {
-		panic(fmt.Sprintf("courier: scheme %q registered twice", scheme))
-	}
-	registry[scheme] = o
-}
-
-// Schemes returns the registered URL schemes, sorted.
-func Schemes() []string {
-	registryMu.RLock()
-	defer registryMu.RUnlock()
-	s := make([]string, 0, len(registry))
-	for k := range registry {
-		s = append(s, k)
-	}
-	slices.Sort(s)
-	return s
-}
+// Schemes returns the URL schemes of the adapters linked into the program, sorted.
+func Schemes() []string { return driver.Schemes() }
 
 // URLFromEnv returns the value of COURIER_URL, or DefaultURL when it is unset or empty.
 func URLFromEnv() string {
@@ -87,14 +52,12 @@ func OpenConfig(ctx context.Context, rawURL string, cfg ConnConfig) (*Conn, erro
 	if u.Scheme == "" || u.Opaque != "" {
 		return nil, fmt.Errorf("%w: %q is not of the form scheme://…; known schemes: %s", ErrInvalidURL, RedactURL(rawURL), knownSchemes())
 	}
-	registryMu.RLock()
-	opener, ok := registry[strings.ToLower(u.Scheme)]
-	registryMu.RUnlock()
+	opener, ok := driver.Lookup(u.Scheme)
 	if !ok {
 		return nil, fmt.Errorf("%w %q in %q; known schemes: %s (is the adapter imported?)",
 			ErrUnknownScheme, u.Scheme, RedactURL(rawURL), knownSchemes())
 	}
-	d, err := opener(ctx, u)
+	d, err := opener(ctx, u, driver.OpenOptions{Logger: cfg.logger()})
 	if err != nil {
 		return nil, fmt.Errorf("courier: open %s: %w", RedactURL(rawURL), err)
 	}
@@ -119,44 +82,7 @@ func parseProblem(err error) string {
 	return "malformed"
 }
 
-// sensitiveParams are query parameter names whose values RedactURL hides.
-var sensitiveParam = regexp.MustCompile(`(?i)(pass|secret|token|key|credential|auth|sig)`)
-
-var userinfoRe = regexp.MustCompile(`^([a-zA-Z][a-zA-Z0-9+.-]*://)([^/?#]*)@`)
-
 // RedactURL returns rawURL with its password and the values of sensitive-looking query
 // parameters (password, secret, token, key, credentials, …) replaced by "xxxxx". It works on
 // URLs that do not parse, too. Use it whenever a URL goes into an error or a log line.
-func RedactURL(rawURL string) string {
-	// Work on the string, not a re-serialised url.URL, so that the rest stays as written.
-	s := userinfoRe.ReplaceAllStringFunc(rawURL, func(m string) string {
-		sub := userinfoRe.FindStringSubmatch(m)
-		if user, _, hasPass := strings.Cut(sub[2], ":"); hasPass {
-			return sub[1] + user + ":xxxxx@"
-		}
-		return m
-	})
-	base, query, hasQuery := strings.Cut(s, "?")
-	if !hasQuery {
-		return s
-	}
-	query, fragment, hasFragment := strings.Cut(query, "#")
-	q, err := url.ParseQuery(query)
-	if err != nil {
-		return base + "?xxxxx"
-	}
-	changed := false
-	for k := range q {
-		if sensitiveParam.MatchString(k) {
-			q[k] = []string{"xxxxx"}
-			changed = true
-		}
-	}
-	if changed {
-		query = q.Encode()
-	}
-	if hasFragment {
-		return base + "?" + query + "#" + fragment
-	}
-	return base + "?" + query
-}
+func RedactURL(rawURL string) string { return driver.RedactURL(rawURL) }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/courierhq/courier/transport/driver"
+
 	_ "github.com/courierhq/courier/adapters/memory"
 	"github.com/courierhq/courier/transport"
 )
@@ -71,7 +73,7 @@ func TestRedactURL(t *testing.T) {
 }
 
 func TestRegisterRejectsDuplicatesAndBadSchemes(t *testing.T) {
-	opener := func(context.Context, *url.URL) (transport.Driver, error) { return nil, nil }
+	opener := func(context.Context, *url.URL, driver.OpenOptions) (driver.Driver, error) { return nil, nil }
 	for _, scheme := range []string{"memory", "", "UPPER"} {
 		func() {
 			defer func() {
@@ -79,7 +81,7 @@ func TestRegisterRejectsDuplicatesAndBadSchemes(t *testing.T) {
 					t.Errorf("Register(%q) did not panic", scheme)
 				}
 			}()
-			transport.Register(scheme, opener)
+			driver.Register(scheme, opener)
 		}()
 	}
 	found := false

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/courierhq/courier/message"
+	"github.com/courierhq/courier/transport/driver"
 )
 
 // DefaultConcurrency is the number of handlers a subscriber runs at once unless configured.
@@ -111,8 +112,8 @@ func (c SubscriberConfig) withDefaults() SubscriberConfig {
 type Subscriber struct {
 	conn *Conn
 	cfg  SubscriberConfig
-	spec SubscriptionSpec
-	recv Receiver
+	spec driver.SubscriptionSpec
+	recv driver.Receiver
 	dl   DeadLetterer
 	log  *slog.Logger
 
@@ -158,7 +159,7 @@ func (c *Conn) Subscribe(ctx context.Context, topic, subscription string, cfg Su
 		conn: c,
 		cfg:  cfg,
 		log:  log.With("courier.topic", topic, "courier.subscription", subscription),
-		spec: SubscriptionSpec{
+		spec: driver.SubscriptionSpec{
 			Topic:        topic,
 			Subscription: subscription,
 			Prefetch:     cfg.Prefetch,
@@ -171,7 +172,7 @@ func (c *Conn) Subscribe(ctx context.Context, topic, subscription string, cfg Su
 	}
 	switch {
 	case cfg.NativeDeadLetter:
-		s.spec.NativeDeadLetter = &NativeDeadLetterSpec{Topic: dlTopic, MaxAttempts: cfg.Retry.MaxAttempts}
+		s.spec.NativeDeadLetter = &driver.NativeDeadLetterSpec{Topic: dlTopic, MaxAttempts: cfg.Retry.MaxAttempts}
 	case cfg.DeadLetter != nil:
 		s.dl = cfg.DeadLetter
 	default:
@@ -180,7 +181,7 @@ func (c *Conn) Subscribe(ctx context.Context, topic, subscription string, cfg Su
 			return nil, fmt.Errorf("courier: subscribe %s/%s: dead-letter topic %q: %w", topic, subscription, dlTopic, err)
 		}
 	}
-	recv, err := c.driver.Subscribe(ctx, s.spec)
+	recv, err := c.drv.Subscribe(ctx, s.spec)
 	if err != nil {
 		return nil, fmt.Errorf("courier: subscribe %s/%s: %w", topic, subscription, err)
 	}
@@ -194,7 +195,7 @@ func (c *Conn) Subscribe(ctx context.Context, topic, subscription string, cfg Su
 
 // ensureSubscription creates a retained subscription without consuming from it.
 func (c *Conn) ensureSubscription(ctx context.Context, topic, subscription string) error {
-	r, err := c.driver.Subscribe(ctx, SubscriptionSpec{Topic: topic, Subscription: subscription, Prefetch: 1})
+	r, err := c.drv.Subscribe(ctx, driver.SubscriptionSpec{Topic: topic, Subscription: subscription, Prefetch: 1})
 	if err != nil {
 		return err
 	}

@@ -7,9 +7,9 @@
 package all
 
 import (
-	_ "github.com/courierhq/courier/adapters/kafka"    // kafka://
-	_ "github.com/courierhq/courier/adapters/memory"   // memory://
-	_ "github.com/courierhq/courier/adapters/pubsub"   // gcppubsub://
-	_ "github.com/courierhq/courier/adapters/rabbitmq" // amqp://, amqps://
-	_ "github.com/courierhq/courier/adapters/sqs"      // sqs://
+	_ "github.com/courierhq/courier/adapters/gcppubsub" // gcppubsub://
+	_ "github.com/courierhq/courier/adapters/kafka"     // kafka://
+	_ "github.com/courierhq/courier/adapters/memory"    // memory://
+	_ "github.com/courierhq/courier/adapters/rabbitmq"  // amqp://, amqps://
+	_ "github.com/courierhq/courier/adapters/sqs"       // sqs://
 )

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/courierhq/courier/transport/driver"
+
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/courierhq/courier/adapters/kafka"
@@ -276,7 +278,7 @@ func TestAckCommitsContiguousPrefix(t *testing.T) {
 	topic, group := topicName(t), "prefix"
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	recv, err := d.Subscribe(ctx, transport.SubscriptionSpec{Topic: topic, Subscription: group, Prefetch: 64})
+	recv, err := d.Subscribe(ctx, driver.SubscriptionSpec{Topic: topic, Subscription: group, Prefetch: 64})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +330,7 @@ func TestAckCommitsContiguousPrefix(t *testing.T) {
 		t.Fatalf("after close: committed %d; want 7", got)
 	}
 
-	recv2, err := d.Subscribe(ctx, transport.SubscriptionSpec{Topic: topic, Subscription: group, Prefetch: 64})
+	recv2, err := d.Subscribe(ctx, driver.SubscriptionSpec{Topic: topic, Subscription: group, Prefetch: 64})
 	if err != nil {
 		t.Fatal(err)
 	}

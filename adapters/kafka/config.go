@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/courierhq/courier/transport"
+	"github.com/courierhq/courier/transport/driver"
 )
 
 // Defaults for Config. Each applies when the field is left zero.
@@ -115,7 +115,7 @@ type Config struct {
 	// slog.Default().
 	Logger *slog.Logger
 
-	// DisableTopicCreation makes a missing topic an error (transport.ErrTopicNotFound) instead
+	// DisableTopicCreation makes a missing topic an error (driver.ErrTopicNotFound) instead
 	// of creating it. A broker with auto.create.topics.enable=true may still create topics
 	// on its own when a client asks for their metadata, as with every Kafka client.
 	DisableTopicCreation bool
@@ -135,7 +135,7 @@ type Config struct {
 	// BatchSize is the most records per partition in one produce request. Default 1000.
 	BatchSize int
 	// MaxMessageBytes is the largest message (message.Size: payload, key, ID and headers)
-	// Publish accepts; larger ones fail with transport.ErrMessageTooLarge before anything is
+	// Publish accepts; larger ones fail with driver.ErrMessageTooLarge before anything is
 	// sent. Default 1,000,000, under the broker's default message.max.bytes (1 MiB + 12)
 	// with room for record overhead. Raise it only with the broker's and topic's limits
 	// (message.max.bytes, max.message.bytes): the broker refuses a partition's whole batch
@@ -211,11 +211,11 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate reports a configuration that cannot work. Errors wrap transport.ErrInvalidConfig
+// Validate reports a configuration that cannot work. Errors wrap driver.ErrInvalidConfig
 // and never contain the password.
 func (c Config) Validate() error {
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: kafka: "+format, append([]any{transport.ErrInvalidConfig}, args...)...)
+		return fmt.Errorf("%w: kafka: "+format, append([]any{driver.ErrInvalidConfig}, args...)...)
 	}
 	if len(c.Brokers) == 0 {
 		return bad("no brokers given")
@@ -326,11 +326,11 @@ var urlParams = []string{
 // start_offset (earliest | latest), session_timeout, heartbeat_interval, rebalance_timeout,
 // revoke_timeout, join_group_backoff, max_wait, fetch_max_bytes, queue_capacity, isolation
 // (read_committed | read_uncommitted). An unknown parameter is an error wrapping
-// transport.ErrInvalidURL; so is a bad value. Errors never contain the password.
+// driver.ErrInvalidURL; so is a bad value. Errors never contain the password.
 func ConfigFromURL(u *url.URL) (Config, error) {
 	var cfg Config
 	bad := func(format string, args ...any) (Config, error) {
-		return Config{}, fmt.Errorf("%w: kafka: "+format, append([]any{transport.ErrInvalidURL}, args...)...)
+		return Config{}, fmt.Errorf("%w: kafka: "+format, append([]any{driver.ErrInvalidURL}, args...)...)
 	}
 	if u == nil {
 		return bad("nil URL")
@@ -514,7 +514,7 @@ func ConfigFromURL(u *url.URL) (Config, error) {
 		cfg.TLS = tc
 	}
 	if err := cfg.Validate(); err != nil {
-		return Config{}, fmt.Errorf("%w: %w", transport.ErrInvalidURL, err)
+		return Config{}, fmt.Errorf("%w: %w", driver.ErrInvalidURL, err)
 	}
 	return cfg, nil
 }

@@ -19,7 +19,7 @@
 // dead-letter topic <topic>.dlq — with Config.Partitions and Config.ReplicationFactor (by
 // default the broker's num.partitions and default.replication.factor; Kafka 2.4 or later).
 // With Config.DisableTopicCreation (URL create_topics=false) a missing topic fails with
-// transport.ErrTopicNotFound. Names follow Kafka's rules: letters, digits, '.', '_', '-'.
+// driver.ErrTopicNotFound. Names follow Kafka's rules: letters, digits, '.', '_', '-'.
 //
 // # Publishing
 //
@@ -31,10 +31,10 @@
 // by murmur2 of the key — the partitioner of the Java client — so every Kafka client agrees
 // on which partition holds a key; records without a key are spread round-robin. kafka-go has
 // no idempotent producer: its retries after a lost acknowledgement can duplicate records.
-// Errors are reported per partition batch in a *transport.PublishError. Size: a message's
+// Errors are reported per partition batch in a *driver.PublishError. Size: a message's
 // message.Size must not exceed Config.MaxMessageBytes (default 1,000,000, under the broker's
 // default message.max.bytes of 1 MiB, which counts record overhead too); larger ones fail
-// with transport.ErrMessageTooLarge before anything is sent. A broker with a lower limit
+// with driver.ErrMessageTooLarge before anything is sent. A broker with a lower limit
 // answers the same error, for the whole partition batch holding the record it refuses.
 //
 // Message ↔ record (marshaler.go): Key ↔ key, Payload ↔ value, ID ↔ header courier-id,
@@ -52,7 +52,7 @@
 // Config.StartOffset (the oldest record) for a new group. Offsets are committed explicitly
 // and synchronously on acknowledgement; never automatically, never before the handler
 // returned. A subscriber refused by ACLs (group or topic authorization) stops: Run returns
-// an error wrapping transport.ErrAccessDenied. Everything else is retried.
+// an error wrapping driver.ErrAccessDenied. Everything else is retried.
 //
 // The engine handles records in parallel across keys, so they finish out of order. A Kafka
 // commit is a single offset per partition meaning "everything below is done", so the
@@ -94,8 +94,8 @@
 // # Connections, errors, security
 //
 // Open checks that the cluster answers (a metadata request, within Config.RequestTimeout):
-// unreachable brokers fail with transport.ErrUnavailable, refused credentials with
-// transport.ErrAccessDenied. After Open, kafka-go reconnects by itself: publishes during a
+// unreachable brokers fail with driver.ErrUnavailable, refused credentials with
+// driver.ErrAccessDenied. After Open, kafka-go reconnects by itself: publishes during a
 // broker outage fail (ErrUnavailable) after kafka-go's retries, subscribers keep retrying and
 // resume from their last commit. Kafka error codes map to Courier's kinds: unknown topic →
 // ErrTopicNotFound, record too large → ErrMessageTooLarge, authorization → ErrAccessDenied,

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/courierhq/courier/transport/driver"
+
 	"github.com/segmentio/kafka-go"
 	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
 	"github.com/segmentio/kafka-go/sasl"
@@ -21,11 +23,12 @@ import (
 )
 
 func init() {
-	transport.Register("kafka", func(ctx context.Context, u *url.URL) (transport.Driver, error) {
+	driver.Register("kafka", func(ctx context.Context, u *url.URL, opts driver.OpenOptions) (driver.Driver, error) {
 		cfg, err := ConfigFromURL(u)
 		if err != nil {
 			return nil, err
 		}
+		cfg.Logger = opts.Logger
 		return New(ctx, cfg)
 	})
 }
@@ -40,7 +43,7 @@ func Open(ctx context.Context, cfg Config) (*transport.Conn, error) {
 	return transport.NewConn(d, transport.ConnConfig{Logger: d.cfg.Logger}), nil
 }
 
-// Driver is the Kafka adapter: it implements transport.Driver. (*transport.Conn).Driver
+// Driver is the Kafka adapter: it implements driver.Driver. (*transport.Conn).Driver
 // returns it; Client and Writer reach the kafka-go values it uses.
 type Driver struct {
 	cfg       Config
@@ -61,7 +64,7 @@ type Driver struct {
 
 // New validates cfg and checks that the cluster answers (a metadata request, which also
 // proves TLS and SASL settings) within cfg.RequestTimeout and ctx. Errors wrap
-// transport.ErrInvalidConfig, ErrUnavailable (nothing answered) or ErrAccessDenied
+// driver.ErrInvalidConfig, ErrUnavailable (nothing answered) or ErrAccessDenied
 // (credentials refused).
 func New(ctx context.Context, cfg Config) (*Driver, error) {
 	if err := cfg.Validate(); err != nil {
@@ -122,14 +125,14 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 		d.transport.CloseIdleConnections()
 		switch {
 		case cctx.Err() != nil && ctx.Err() == nil:
-			err = fmt.Errorf("%w: no answer within %v: %w", transport.ErrUnavailable, cfg.RequestTimeout, err)
-		case cfg.SASL != nil && !errors.Is(kindOf(err), transport.ErrAccessDenied) && d.answersWithoutSASL(cctx):
+			err = fmt.Errorf("%w: no answer within %v: %w", driver.ErrUnavailable, cfg.RequestTimeout, err)
+		case cfg.SASL != nil && !errors.Is(kindOf(err), driver.ErrAccessDenied) && d.answersWithoutSASL(cctx):
 			// A broker that refuses the credentials may just close the connection; if it
 			// answers without them, the credentials (or the mechanism) are what failed.
 			err = fmt.Errorf("%w: the brokers answer, but SASL %s authentication as %q failed (wrong password, unknown user, mechanism not enabled, or no SASL listener): %w",
-				transport.ErrAccessDenied, cfg.SASL.Mechanism, cfg.SASL.Username, err)
+				driver.ErrAccessDenied, cfg.SASL.Mechanism, cfg.SASL.Username, err)
 		case kindOf(err) == nil:
-			err = fmt.Errorf("%w: %w", transport.ErrUnavailable, err)
+			err = fmt.Errorf("%w: %w", driver.ErrUnavailable, err)
 		}
 		return nil, wrap(fmt.Sprintf("connect to %s", cfg), err)
 	}
@@ -159,9 +162,9 @@ func (d *Driver) answersWithoutSASL(ctx context.Context) bool {
 	return false
 }
 
-// Capabilities implements transport.Driver.
-func (d *Driver) Capabilities() transport.Capabilities {
-	return transport.Capabilities{
+// Capabilities implements driver.Driver.
+func (d *Driver) Capabilities() driver.Capabilities {
+	return driver.Capabilities{
 		Name:            "kafka",
 		Redelivery:      false,
 		DeliveryCount:   false,
@@ -183,11 +186,11 @@ func (d *Driver) Writer() *kafka.Writer { return d.writer }
 // Config returns the driver's configuration with defaults filled in.
 func (d *Driver) Config() Config { return d.cfg }
 
-// Close implements transport.Driver: it flushes and closes the writer and waits, within ctx,
+// Close implements driver.Driver: it flushes and closes the writer and waits, within ctx,
 // for receivers still leaving their groups.
 func (d *Driver) Close(ctx context.Context) error {
 	if !d.closed.CompareAndSwap(false, true) {
-		return transport.ErrClosed
+		return driver.ErrClosed
 	}
 	err := d.writer.Close()
 	done := make(chan struct{})
@@ -218,7 +221,7 @@ func (d *Driver) ensureTopic(ctx context.Context, topic string) error {
 		switch {
 		case err == nil:
 			exists = ok
-		case errors.Is(err, transport.ErrAccessDenied):
+		case errors.Is(err, driver.ErrAccessDenied):
 			// No CREATE permission: the topic may exist all the same; ask below.
 			d.log.Debug("courier: kafka: not allowed to create topics; checking existence", "topic", topic, "error", err)
 		default:
@@ -235,7 +238,7 @@ func (d *Driver) ensureTopic(ctx context.Context, topic string) error {
 			if !d.cfg.DisableTopicCreation {
 				why = "creating it was refused"
 			}
-			return fmt.Errorf("kafka: topic %q: %w (%s)", topic, transport.ErrTopicNotFound, why)
+			return fmt.Errorf("kafka: topic %q: %w (%s)", topic, driver.ErrTopicNotFound, why)
 		}
 	}
 	d.topicsMu.Lock()
@@ -312,15 +315,15 @@ func (d *Driver) topicExists(ctx context.Context, topic string) (bool, error) {
 	return false, nil
 }
 
-// checkTopicName applies Kafka's rules, stricter than transport.ValidateName.
+// checkTopicName applies Kafka's rules, stricter than driver.ValidateName.
 func checkTopicName(topic string) error {
 	if topic == "." || topic == ".." {
-		return fmt.Errorf("%w: kafka: %q is not a valid topic name", transport.ErrInvalidTopic, topic)
+		return fmt.Errorf("%w: kafka: %q is not a valid topic name", driver.ErrInvalidTopic, topic)
 	}
 	for i := 0; i < len(topic); i++ {
 		c := topic[i]
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("%w: kafka: topic %q contains %q; Kafka allows letters, digits, '.', '_' and '-'", transport.ErrInvalidTopic, topic, rune(c))
+			return fmt.Errorf("%w: kafka: topic %q contains %q; Kafka allows letters, digits, '.', '_' and '-'", driver.ErrInvalidTopic, topic, rune(c))
 		}
 	}
 	return nil
@@ -336,7 +339,7 @@ func saslMechanism(s *SASL) (sasl.Mechanism, error) {
 	case SASLScramSHA256, SASLScramSHA512:
 		return newScram(s.Mechanism, s.Username, s.Password), nil
 	}
-	return nil, fmt.Errorf("%w: kafka: SASL mechanism %q", transport.ErrInvalidConfig, s.Mechanism)
+	return nil, fmt.Errorf("%w: kafka: SASL mechanism %q", driver.ErrInvalidConfig, s.Mechanism)
 }
 
 func compressionCodec(c Compression) kafka.Compression {

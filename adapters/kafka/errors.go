@@ -8,9 +8,9 @@ import (
 	"net"
 	"syscall"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/courierhq/courier/transport/driver"
 
-	"github.com/courierhq/courier/transport"
+	"github.com/segmentio/kafka-go"
 )
 
 // kindOf maps a kafka-go or network error onto Courier's error kinds; nil when none applies.
@@ -30,16 +30,16 @@ func kindOf(err error) error {
 	if errors.As(err, &ke) {
 		switch ke {
 		case kafka.UnknownTopicOrPartition, kafka.UnknownTopicID:
-			return transport.ErrTopicNotFound
+			return driver.ErrTopicNotFound
 		case kafka.InvalidTopic:
-			return transport.ErrInvalidTopic
+			return driver.ErrInvalidTopic
 		case kafka.MessageSizeTooLarge, kafka.RecordListTooLarge, kafka.InvalidMessageSize:
-			return transport.ErrMessageTooLarge
+			return driver.ErrMessageTooLarge
 		case kafka.TopicAuthorizationFailed, kafka.GroupAuthorizationFailed, kafka.ClusterAuthorizationFailed,
 			kafka.TransactionalIDAuthorizationFailed, kafka.SASLAuthenticationFailed, kafka.UnsupportedSASLMechanism,
 			kafka.IllegalSASLState, kafka.SecurityDisabled, kafka.BrokerAuthorizationFailed,
 			kafka.DelegationTokenAuthorizationFailed, kafka.PrincipalDeserializationFailure:
-			return transport.ErrAccessDenied
+			return driver.ErrAccessDenied
 		case kafka.LeaderNotAvailable, kafka.NotLeaderForPartition, kafka.RequestTimedOut,
 			kafka.BrokerNotAvailable, kafka.ReplicaNotAvailable, kafka.NetworkException,
 			kafka.GroupLoadInProgress, kafka.GroupCoordinatorNotAvailable, kafka.NotCoordinatorForGroup,
@@ -47,26 +47,26 @@ func kindOf(err error) error {
 			kafka.KafkaStorageError, kafka.FencedLeaderEpoch, kafka.UnknownLeaderEpoch,
 			kafka.PreferredLeaderNotAvailable, kafka.EligibleLeadersNotAvailable,
 			kafka.ThrottlingQuotaExceeded, kafka.RebalanceInProgress:
-			return transport.ErrUnavailable
+			return driver.ErrUnavailable
 		}
 		if ke.Temporary() {
-			return transport.ErrUnavailable
+			return driver.ErrUnavailable
 		}
-		return transport.ErrNacked
+		return driver.ErrNacked
 	}
 	var tooLarge kafka.MessageTooLargeError
 	if errors.As(err, &tooLarge) {
-		return transport.ErrMessageTooLarge
+		return driver.ErrMessageTooLarge
 	}
 	if errors.Is(err, io.ErrClosedPipe) {
-		return transport.ErrClosed
+		return driver.ErrClosed
 	}
 	var ne net.Error
 	var oe *net.OpError
 	if errors.As(err, &ne) || errors.As(err, &oe) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
 		errors.Is(err, net.ErrClosed) {
-		return transport.ErrUnavailable
+		return driver.ErrUnavailable
 	}
 	return nil
 }
@@ -84,8 +84,8 @@ func wrap(what string, err error) error {
 }
 
 // kinds are the error kinds kindOf returns.
-var kinds = []error{transport.ErrTopicNotFound, transport.ErrInvalidTopic, transport.ErrMessageTooLarge,
-	transport.ErrAccessDenied, transport.ErrUnavailable, transport.ErrNacked, transport.ErrClosed}
+var kinds = []error{driver.ErrTopicNotFound, driver.ErrInvalidTopic, driver.ErrMessageTooLarge,
+	driver.ErrAccessDenied, driver.ErrUnavailable, driver.ErrNacked, driver.ErrClosed}
 
 // hasKind reports whether err already carries one of the kinds.
 func hasKind(err error) bool {
@@ -99,4 +99,4 @@ func hasKind(err error) bool {
 
 // fatal reports errors a subscriber cannot recover from by waiting: refused credentials or
 // permissions. Everything else (a broker restarting, a rebalance) is retried.
-func fatal(err error) bool { return errors.Is(kindOf(err), transport.ErrAccessDenied) }
+func fatal(err error) bool { return errors.Is(kindOf(err), driver.ErrAccessDenied) }

@@ -5,24 +5,25 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/courierhq/courier/transport/driver"
+
 	"github.com/segmentio/kafka-go"
 
 	"github.com/courierhq/courier/message"
-	"github.com/courierhq/courier/transport"
 )
 
-// Publish implements transport.Driver. It makes sure the topic exists (see the package
+// Publish implements driver.Driver. It makes sure the topic exists (see the package
 // documentation), then writes the batch through one shared kafka-go Writer and waits: it
 // returns nil only once every partition leader acknowledged its records with the configured
 // Acks (all in-sync replicas by default). Concurrent publishes to one partition share
 // produce requests; a lone publish waits Config.BatchTimeout (2ms) for company.
 //
 // kafka-go reports errors per partition batch; every message of a failed batch is listed
-// in the *transport.PublishError, the others were stored. When ctx ends first, the whole
+// in the *driver.PublishError, the others were stored. When ctx ends first, the whole
 // call fails although some records may still be stored (a retry can duplicate them).
 func (d *Driver) Publish(ctx context.Context, topic string, msgs []*message.Message) error {
 	if d.closed.Load() {
-		return fmt.Errorf("kafka: publish to %q: %w", topic, transport.ErrClosed)
+		return fmt.Errorf("kafka: publish to %q: %w", topic, driver.ErrClosed)
 	}
 	if err := checkTopicName(topic); err != nil {
 		return err
@@ -32,7 +33,7 @@ func (d *Driver) Publish(ctx context.Context, topic string, msgs []*message.Mess
 	}
 	records := make([]kafka.Message, len(msgs))
 	limit := d.cfg.batchBytes()
-	var failed []transport.FailedMessage
+	var failed []driver.FailedMessage
 	var pos []int // pos[i] is the msgs index of send[i] when some records were held back
 	for i, m := range msgs {
 		records[i] = toRecord(topic, m)
@@ -43,9 +44,9 @@ func (d *Driver) Publish(ctx context.Context, topic string, msgs []*message.Mess
 					pos[j] = j
 				}
 			}
-			failed = append(failed, transport.FailedMessage{Index: i, ID: m.ID,
+			failed = append(failed, driver.FailedMessage{Index: i, ID: m.ID,
 				Err: fmt.Errorf("%w: record of %d bytes (with headers and record overhead) exceeds the writer's limit of %d bytes; raise MaxMessageBytes with the broker's message.max.bytes",
-					transport.ErrMessageTooLarge, size, limit)})
+					driver.ErrMessageTooLarge, size, limit)})
 			continue
 		}
 		if pos != nil {
@@ -77,7 +78,7 @@ func (d *Driver) Publish(ctx context.Context, topic string, msgs []*message.Mess
 		for i, e := range werrs {
 			if e != nil {
 				j := index(i)
-				failed = append(failed, transport.FailedMessage{Index: j, ID: msgs[j].ID, Err: wrap("write", e)})
+				failed = append(failed, driver.FailedMessage{Index: j, ID: msgs[j].ID, Err: wrap("write", e)})
 				if errors.Is(e, kafka.UnknownTopicOrPartition) {
 					d.forgetTopic(topic)
 				}
@@ -98,14 +99,14 @@ func (d *Driver) Publish(ctx context.Context, topic string, msgs []*message.Mess
 		}
 		for i := range send {
 			j := index(i)
-			failed = append(failed, transport.FailedMessage{Index: j, ID: msgs[j].ID, Err: werr})
+			failed = append(failed, driver.FailedMessage{Index: j, ID: msgs[j].ID, Err: werr})
 		}
 	}
 	sortFailed(failed)
-	return &transport.PublishError{Topic: topic, Total: len(msgs), Failed: failed}
+	return &driver.PublishError{Topic: topic, Total: len(msgs), Failed: failed}
 }
 
-func sortFailed(f []transport.FailedMessage) {
+func sortFailed(f []driver.FailedMessage) {
 	for i := 1; i < len(f); i++ {
 		for j := i; j > 0 && f[j].Index < f[j-1].Index; j-- {
 			f[j], f[j-1] = f[j-1], f[j]

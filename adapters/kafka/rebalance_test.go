@@ -7,10 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/courierhq/courier/transport/driver"
+
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/courierhq/courier/message"
-	"github.com/courierhq/courier/transport"
 )
 
 // collecting runs r.Receive in the background and records what arrives (without acking).
@@ -22,7 +23,7 @@ type collecting struct {
 	done   chan struct{}
 }
 
-func collect(t *testing.T, r transport.Receiver) *collecting {
+func collect(t *testing.T, r driver.Receiver) *collecting {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &collecting{change: make(chan struct{}, 1), stop: cancel, done: make(chan struct{})}
 	go func() {
@@ -87,7 +88,7 @@ func TestRevokedAcksAreNotCommitted(t *testing.T) {
 	topic, group := topicName(t), "revoked"
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	spec := transport.SubscriptionSpec{Topic: topic, Subscription: group, Prefetch: 100}
+	spec := driver.SubscriptionSpec{Topic: topic, Subscription: group, Prefetch: 100}
 	ra, err := d.Subscribe(ctx, spec)
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +167,7 @@ func TestRevokeWaitsForInFlight(t *testing.T) {
 	topic, group := topicName(t), "drain"
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	spec := transport.SubscriptionSpec{Topic: topic, Subscription: group, Prefetch: 100}
+	spec := driver.SubscriptionSpec{Topic: topic, Subscription: group, Prefetch: 100}
 	ra, err := d.Subscribe(ctx, spec)
 	if err != nil {
 		t.Fatal(err)

@@ -10,23 +10,24 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/courierhq/courier/transport/driver"
+
 	"github.com/segmentio/kafka-go"
 
 	"github.com/courierhq/courier/message"
-	"github.com/courierhq/courier/transport"
 )
 
-// Subscribe implements transport.Driver. It makes sure the topic exists (creating it when
+// Subscribe implements driver.Driver. It makes sure the topic exists (creating it when
 // allowed) and returns a receiver for the consumer group named spec.Subscription. The group
 // is joined when the receiver is first asked for messages, so that Subscribe alone (the
 // engine's dead-letter set-up) costs no rebalance; a new group starts at Config.StartOffset
 // (the oldest retained record by default), so nothing published after Subscribe is missed.
-func (d *Driver) Subscribe(ctx context.Context, spec transport.SubscriptionSpec) (transport.Receiver, error) {
+func (d *Driver) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) (driver.Receiver, error) {
 	if d.closed.Load() {
-		return nil, fmt.Errorf("kafka: subscribe: %w", transport.ErrClosed)
+		return nil, fmt.Errorf("kafka: subscribe: %w", driver.ErrClosed)
 	}
 	if spec.NativeDeadLetter != nil {
-		return nil, fmt.Errorf("%w: kafka has no broker-side dead-lettering; Courier dead-letters to a topic", transport.ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: kafka has no broker-side dead-lettering; Courier dead-letters to a topic", driver.ErrInvalidConfig)
 	}
 	if err := checkTopicName(spec.Topic); err != nil {
 		return nil, err
@@ -158,7 +159,7 @@ func (r *receiver) start() {
 		ErrorLogger:           r.d.kafkaLog,
 	})
 	if err != nil {
-		r.fail(fmt.Errorf("%w: kafka: consumer group %q: %w", transport.ErrInvalidConfig, r.group, err))
+		r.fail(fmt.Errorf("%w: kafka: consumer group %q: %w", driver.ErrInvalidConfig, r.group, err))
 		return
 	}
 	r.cg = cg
@@ -462,10 +463,10 @@ func (r *receiver) fail(err error) {
 	})
 }
 
-// Receive implements transport.Receiver.
+// Receive implements driver.Receiver.
 func (r *receiver) Receive(ctx context.Context, buf []*message.Message) (int, error) {
 	if r.closed.Load() {
-		return 0, transport.ErrClosed
+		return 0, driver.ErrClosed
 	}
 	r.startOnce.Do(r.start)
 	n := 0
@@ -483,7 +484,7 @@ func (r *receiver) Receive(ctx context.Context, buf []*message.Message) (int, er
 				case <-r.failed:
 					return 0, r.err
 				case <-r.closing:
-					return 0, transport.ErrClosed
+					return 0, driver.ErrClosed
 				case <-ctx.Done():
 					return 0, ctx.Err()
 				}
@@ -519,12 +520,12 @@ func (r *receiver) Receive(ctx context.Context, buf []*message.Message) (int, er
 func deliveryOf(m *message.Message) (*delivery, error) {
 	dl, ok := message.ReceiptOf(m).(*delivery)
 	if !ok {
-		return nil, fmt.Errorf("%w: message %s was not received from kafka", transport.ErrInvalidMessage, m.ID)
+		return nil, fmt.Errorf("%w: message %s was not received from kafka", driver.ErrInvalidMessage, m.ID)
 	}
 	return dl, nil
 }
 
-// Ack implements transport.Receiver: it finishes the messages' offsets and commits, for
+// Ack implements driver.Receiver: it finishes the messages' offsets and commits, for
 // each partition touched, the offset after its contiguous run of finished records. Acks for
 // a generation that was revoked are not committed (see receiver).
 func (r *receiver) Ack(ctx context.Context, msgs []*message.Message) error {
@@ -616,7 +617,7 @@ func (g *generation) commitLocked() error {
 	return nil
 }
 
-// Nack implements transport.Receiver. The engine does not call it for Kafka
+// Nack implements driver.Receiver. The engine does not call it for Kafka
 // (Capabilities.Redelivery is false: failures are retried in place); should it be called,
 // the record is given back uncommitted, so it is delivered again after a restart or
 // rebalance, and the committed offset stays below it.
@@ -629,12 +630,12 @@ func (r *receiver) Nack(_ context.Context, m *message.Message, _ time.Duration) 
 	return nil
 }
 
-// Close implements transport.Receiver: it ends the current generation (committing what
+// Close implements driver.Receiver: it ends the current generation (committing what
 // finished), leaves the group so that its partitions move to the other members at once,
 // and waits for that within ctx.
 func (r *receiver) Close(ctx context.Context) error {
 	if !r.closed.CompareAndSwap(false, true) {
-		return transport.ErrClosed
+		return driver.ErrClosed
 	}
 	close(r.closing)
 	r.cancel()

@@ -31,12 +31,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/courierhq/courier/transport/driver"
+
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/transport"
 )
 
 func init() {
-	transport.Register("memory", func(_ context.Context, u *url.URL) (transport.Driver, error) {
+	driver.Register("memory", func(_ context.Context, u *url.URL, _ driver.OpenOptions) (driver.Driver, error) {
 		cfg, err := ConfigFromURL(u)
 		if err != nil {
 			return nil, err
@@ -63,7 +65,7 @@ type Config struct {
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
 	if c.MaxMessageBytes < 0 || c.MaxHeaderValueBytes < 0 {
-		return fmt.Errorf("%w: memory: MaxMessageBytes and MaxHeaderValueBytes must not be negative", transport.ErrInvalidConfig)
+		return fmt.Errorf("%w: memory: MaxMessageBytes and MaxHeaderValueBytes must not be negative", driver.ErrInvalidConfig)
 	}
 	return nil
 }
@@ -79,11 +81,11 @@ func ConfigFromURL(u *url.URL) (Config, error) {
 		case "max_header_value_bytes":
 			dst = &cfg.MaxHeaderValueBytes
 		default:
-			return cfg, fmt.Errorf("%w: memory: unknown parameter %q (known: max_message_bytes, max_header_value_bytes)", transport.ErrInvalidURL, k)
+			return cfg, fmt.Errorf("%w: memory: unknown parameter %q (known: max_message_bytes, max_header_value_bytes)", driver.ErrInvalidURL, k)
 		}
 		n, err := strconv.Atoi(v[0])
 		if err != nil || n < 0 {
-			return cfg, fmt.Errorf("%w: memory: %s=%q is not a non-negative integer", transport.ErrInvalidURL, k, v[0])
+			return cfg, fmt.Errorf("%w: memory: %s=%q is not a non-negative integer", driver.ErrInvalidURL, k, v[0])
 		}
 		*dst = n
 	}
@@ -99,7 +101,7 @@ func Open(cfg Config) (*transport.Conn, error) {
 	return transport.NewConn(b, transport.ConnConfig{}), nil
 }
 
-// Broker is the in-process broker; it implements transport.Driver.
+// Broker is the in-process broker; it implements driver.Driver.
 type Broker struct {
 	cfg    Config
 	mu     sync.RWMutex
@@ -127,9 +129,9 @@ func New(cfg Config) (*Broker, error) {
 	return &Broker{cfg: cfg, topics: map[string]*topic{}}, nil
 }
 
-// Capabilities implements transport.Driver.
-func (b *Broker) Capabilities() transport.Capabilities {
-	return transport.Capabilities{
+// Capabilities implements driver.Driver.
+func (b *Broker) Capabilities() driver.Capabilities {
+	return driver.Capabilities{
 		Name:                "memory",
 		Redelivery:          true,
 		DeliveryCount:       true,
@@ -157,11 +159,11 @@ func (b *Broker) topic(name string, create bool) *topic {
 	return t
 }
 
-// Publish implements transport.Driver: each subscription gets its own copy of every message.
+// Publish implements driver.Driver: each subscription gets its own copy of every message.
 // The payload is copied once and shared read-only by the subscriptions.
 func (b *Broker) Publish(ctx context.Context, topicName string, msgs []*message.Message) error {
 	if b.closed.Load() {
-		return transport.ErrClosed
+		return driver.ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -223,10 +225,10 @@ func (b *Broker) Publish(ctx context.Context, topicName string, msgs []*message.
 	return nil
 }
 
-// Subscribe implements transport.Driver. The subscription persists for the broker's lifetime.
-func (b *Broker) Subscribe(ctx context.Context, spec transport.SubscriptionSpec) (transport.Receiver, error) {
+// Subscribe implements driver.Driver. The subscription persists for the broker's lifetime.
+func (b *Broker) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) (driver.Receiver, error) {
 	if b.closed.Load() {
-		return nil, transport.ErrClosed
+		return nil, driver.ErrClosed
 	}
 	t := b.topic(spec.Topic, true)
 	t.mu.Lock()
@@ -246,10 +248,10 @@ func (b *Broker) Subscribe(ctx context.Context, spec transport.SubscriptionSpec)
 	return r, nil
 }
 
-// Close implements transport.Driver. Pending redelivery timers are dropped with the broker.
+// Close implements driver.Driver. Pending redelivery timers are dropped with the broker.
 func (b *Broker) Close(context.Context) error {
 	if !b.closed.CompareAndSwap(false, true) {
-		return transport.ErrClosed
+		return driver.ErrClosed
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -364,17 +366,17 @@ type receiver struct {
 	dlTopic string // native dead-letter topic, if set up
 }
 
-// Receive implements transport.Receiver.
+// Receive implements driver.Receiver.
 func (r *receiver) Receive(ctx context.Context, buf []*message.Message) (int, error) {
 	q := r.q
 	for {
 		if r.closed.Load() {
-			return 0, transport.ErrClosed
+			return 0, driver.ErrClosed
 		}
 		q.mu.Lock()
 		if q.closed {
 			q.mu.Unlock()
-			return 0, transport.ErrClosed
+			return 0, driver.ErrClosed
 		}
 		n := 0
 		r.mu.Lock()
@@ -430,12 +432,12 @@ func (r *receiver) unlink(e *entry) bool {
 func entryOf(m *message.Message) (*entry, error) {
 	e, ok := message.ReceiptOf(m).(*entry)
 	if !ok {
-		return nil, fmt.Errorf("%w: message %s was not received from memory://", transport.ErrInvalidMessage, m.ID)
+		return nil, fmt.Errorf("%w: message %s was not received from memory://", driver.ErrInvalidMessage, m.ID)
 	}
 	return e, nil
 }
 
-// Ack implements transport.Receiver.
+// Ack implements driver.Receiver.
 func (r *receiver) Ack(_ context.Context, msgs []*message.Message) error {
 	for _, m := range msgs {
 		e, err := entryOf(m)
@@ -447,7 +449,7 @@ func (r *receiver) Ack(_ context.Context, msgs []*message.Message) error {
 	return nil
 }
 
-// Nack implements transport.Receiver: the message returns to the front of the queue after
+// Nack implements driver.Receiver: the message returns to the front of the queue after
 // delay (at once for 0) with its attempt count raised.
 func (r *receiver) Nack(_ context.Context, m *message.Message, delay time.Duration) error {
 	e, err := entryOf(m)
@@ -496,11 +498,11 @@ func (r *receiver) requeue(e *entry, delay time.Duration) {
 	q.timers[t] = struct{}{}
 }
 
-// Reject implements transport.Rejecter: with native dead-lettering set up, the message moves
+// Reject implements driver.Rejecter: with native dead-lettering set up, the message moves
 // unchanged to the dead-letter topic; without, it is an error.
 func (r *receiver) Reject(ctx context.Context, m *message.Message, _ error) error {
 	if r.dlTopic == "" {
-		return fmt.Errorf("%w: memory: reject without native dead-lettering", transport.ErrInvalidConfig)
+		return fmt.Errorf("%w: memory: reject without native dead-lettering", driver.ErrInvalidConfig)
 	}
 	e, err := entryOf(m)
 	if err != nil {
@@ -516,11 +518,11 @@ func (r *receiver) Reject(ctx context.Context, m *message.Message, _ error) erro
 	return nil
 }
 
-// Close implements transport.Receiver: unacknowledged messages go back to the queue's front,
+// Close implements driver.Receiver: unacknowledged messages go back to the queue's front,
 // without counting an attempt (they were not handled).
 func (r *receiver) Close(context.Context) error {
 	if !r.closed.CompareAndSwap(false, true) {
-		return transport.ErrClosed
+		return driver.ErrClosed
 	}
 	r.mu.Lock()
 	var held []*entry

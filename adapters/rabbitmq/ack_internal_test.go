@@ -9,9 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/courierhq/courier/transport/driver"
+
 	"github.com/courierhq/courier/integration/brokers"
 	"github.com/courierhq/courier/message"
-	"github.com/courierhq/courier/transport"
 )
 
 // internalDriver opens a Driver on the test broker (see brokers.Endpoint).
@@ -45,7 +46,7 @@ func TestAckOrderStress(t *testing.T) {
 			_ = ch.Close()
 		}
 	})
-	r0, err := d.Subscribe(ctx, transport.SubscriptionSpec{Topic: topic, Subscription: "s", Prefetch: 300})
+	r0, err := d.Subscribe(ctx, driver.SubscriptionSpec{Topic: topic, Subscription: "s", Prefetch: 300})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +155,7 @@ func TestStaleAckAfterReconnect(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	topic := fmt.Sprintf("c-staleack-%06x", rand.Uint32()&0xffffff)
-	r0, err := d.Subscribe(ctx, transport.SubscriptionSpec{Topic: topic, Subscription: "s", Prefetch: 10})
+	r0, err := d.Subscribe(ctx, driver.SubscriptionSpec{Topic: topic, Subscription: "s", Prefetch: 10})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/courierhq/courier/transport/driver"
 
-	"github.com/courierhq/courier/transport"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // QueueType selects the kind of queue a subscription is declared as.
@@ -156,11 +156,11 @@ func DefaultQueueName(topic, subscription string) string { return topic + "." + 
 
 var exchangeTypes = []string{"topic", "fanout", "direct"}
 
-// Validate reports a configuration that cannot work. Errors wrap transport.ErrInvalidConfig
+// Validate reports a configuration that cannot work. Errors wrap driver.ErrInvalidConfig
 // and never contain the URL's password.
 func (c Config) Validate() error {
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: rabbitmq: "+format, append([]any{transport.ErrInvalidConfig}, args...)...)
+		return fmt.Errorf("%w: rabbitmq: "+format, append([]any{driver.ErrInvalidConfig}, args...)...)
 	}
 	if strings.TrimSpace(c.URL) == "" {
 		return bad("URL is required (amqp://user:password@host:port/vhost)")
@@ -248,14 +248,14 @@ func parseURI(raw string) (amqp.URI, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return amqp.URI{}, fmt.Errorf("cannot parse URL %s: %v (a password with reserved characters must be percent-encoded)", transport.RedactURL(raw), err)
+		return amqp.URI{}, fmt.Errorf("cannot parse URL %s: %v (a password with reserved characters must be percent-encoded)", driver.RedactURL(raw), err)
 	}
 	if u.Scheme != "amqp" && u.Scheme != "amqps" {
-		return amqp.URI{}, fmt.Errorf("URL %s: scheme must be amqp or amqps", transport.RedactURL(raw))
+		return amqp.URI{}, fmt.Errorf("URL %s: scheme must be amqp or amqps", driver.RedactURL(raw))
 	}
 	uri, err := amqp.ParseURI(raw)
 	if err != nil {
-		return amqp.URI{}, fmt.Errorf("URL %s: %v", transport.RedactURL(raw), sanitize(err.Error(), u))
+		return amqp.URI{}, fmt.Errorf("URL %s: %v", driver.RedactURL(raw), sanitize(err.Error(), u))
 	}
 	return uri, nil
 }
@@ -300,15 +300,15 @@ var (
 //	max_reconnect_delay     Go duration ("10s")              Config.MaxReconnectDelay
 //	connection_name         text                             Config.ConnectionName
 //
-// Unknown parameters are an error (wrapping transport.ErrInvalidURL) that lists the known
+// Unknown parameters are an error (wrapping driver.ErrInvalidURL) that lists the known
 // ones. A parameter given twice is an error.
 func ConfigFromURL(u *url.URL) (Config, error) {
 	var cfg Config
 	if u == nil {
-		return cfg, fmt.Errorf("%w: rabbitmq: nil URL", transport.ErrInvalidURL)
+		return cfg, fmt.Errorf("%w: rabbitmq: nil URL", driver.ErrInvalidURL)
 	}
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: rabbitmq: "+format, append([]any{transport.ErrInvalidURL}, args...)...)
+		return fmt.Errorf("%w: rabbitmq: "+format, append([]any{driver.ErrInvalidURL}, args...)...)
 	}
 	q := u.Query()
 	rest := url.Values{}
@@ -365,7 +365,7 @@ func ConfigFromURL(u *url.URL) (Config, error) {
 	cfg.URL = clean.String()
 	if err := cfg.Validate(); err != nil {
 		// Report a bad URL as such, keeping the configuration kind too.
-		return cfg, fmt.Errorf("%w: %w", transport.ErrInvalidURL, err)
+		return cfg, fmt.Errorf("%w: %w", driver.ErrInvalidURL, err)
 	}
 	return cfg, nil
 }

@@ -10,9 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/courierhq/courier/transport/driver"
 
-	"github.com/courierhq/courier/transport"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // session is one AMQP connection that re-dials itself. The driver keeps two: one for
@@ -68,7 +68,7 @@ func (s *session) start(ctx context.Context) error {
 	started, closed := s.started, s.closed
 	s.mu.Unlock()
 	if closed {
-		return transport.ErrClosed
+		return driver.ErrClosed
 	}
 	if started {
 		return nil
@@ -81,7 +81,7 @@ func (s *session) start(ctx context.Context) error {
 	if s.closed {
 		s.mu.Unlock()
 		_ = conn.Close()
-		return transport.ErrClosed
+		return driver.ErrClosed
 	}
 	s.started = true
 	s.up(conn)
@@ -122,12 +122,12 @@ func (s *session) dial(ctx context.Context) (*amqp.Connection, error) {
 		ac.TLSClientConfig = cfg.TLS.Clone()
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("rabbitmq: connect to %s: %w: %w", transport.RedactURL(cfg.URL), transport.ErrUnavailable, err)
+		return nil, fmt.Errorf("rabbitmq: connect to %s: %w: %w", driver.RedactURL(cfg.URL), driver.ErrUnavailable, err)
 	}
 	conn, err := amqp.DialConfig(cfg.URL, ac)
 	if err != nil {
 		u, _ := parseURI(cfg.URL)
-		return nil, mapError(fmt.Sprintf("connect to %s (vhost %q)", transport.RedactURL(cfg.URL), u.Vhost), err)
+		return nil, mapError(fmt.Sprintf("connect to %s (vhost %q)", driver.RedactURL(cfg.URL), u.Vhost), err)
 	}
 	return conn, nil
 }
@@ -247,11 +247,11 @@ func (s *session) acquire(ctx context.Context) (*amqp.Connection, uint64, error)
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
-			return nil, 0, transport.ErrClosed
+			return nil, 0, driver.ErrClosed
 		}
 		if !s.started {
 			s.mu.Unlock()
-			return nil, 0, fmt.Errorf("%w: rabbitmq: %s connection not started", transport.ErrUnavailable, s.role)
+			return nil, 0, fmt.Errorf("%w: rabbitmq: %s connection not started", driver.ErrUnavailable, s.role)
 		}
 		if s.conn != nil {
 			if !s.conn.IsClosed() {
@@ -266,12 +266,12 @@ func (s *session) acquire(ctx context.Context) (*amqp.Connection, uint64, error)
 		select {
 		case <-ready:
 		case <-s.done:
-			return nil, 0, transport.ErrClosed
+			return nil, 0, driver.ErrClosed
 		case <-ctx.Done():
 			if lastErr != nil {
-				return nil, 0, fmt.Errorf("%w: rabbitmq: reconnecting (last attempt: %v): %w", transport.ErrUnavailable, lastErr, ctx.Err())
+				return nil, 0, fmt.Errorf("%w: rabbitmq: reconnecting (last attempt: %v): %w", driver.ErrUnavailable, lastErr, ctx.Err())
 			}
-			return nil, 0, fmt.Errorf("%w: rabbitmq: reconnecting: %w", transport.ErrUnavailable, ctx.Err())
+			return nil, 0, fmt.Errorf("%w: rabbitmq: reconnecting: %w", driver.ErrUnavailable, ctx.Err())
 		}
 	}
 }
@@ -316,9 +316,9 @@ func (s *session) waitUnblocked(ctx context.Context) error {
 	case <-ch:
 		return nil
 	case <-s.done:
-		return transport.ErrClosed
+		return driver.ErrClosed
 	case <-ctx.Done():
-		return fmt.Errorf("%w: rabbitmq: the broker blocks publishing (%s): %w", transport.ErrUnavailable, reason, ctx.Err())
+		return fmt.Errorf("%w: rabbitmq: the broker blocks publishing (%s): %w", driver.ErrUnavailable, reason, ctx.Err())
 	}
 }
 

@@ -34,7 +34,7 @@
 // per message. Every message is published with the mandatory flag, so a message no queue
 // is bound for comes back (basic.return) and fails with ErrUnroutable instead of being
 // dropped: subscribe before publishing. A message the broker nacks fails with ErrNacked.
-// The *transport.PublishError names each failed message; the others were published. When
+// The *driver.PublishError names each failed message; the others were published. When
 // ctx ends before a message's confirm arrives, the message is reported as failed (wrapping
 // ErrUnavailable and ctx's error) although the broker may still have taken it: publishing it
 // again can duplicate it, never lose it.

@@ -9,22 +9,25 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/courierhq/courier/transport/driver"
+
 	"github.com/courierhq/courier/transport"
 )
 
 func init() {
-	open := func(ctx context.Context, u *url.URL) (transport.Driver, error) {
+	open := func(ctx context.Context, u *url.URL, opts driver.OpenOptions) (driver.Driver, error) {
 		cfg, err := ConfigFromURL(u)
 		if err != nil {
 			return nil, err
 		}
+		cfg.Logger = opts.Logger
 		return New(ctx, cfg)
 	}
-	transport.Register("amqp", open)
-	transport.Register("amqps", open)
+	driver.Register("amqp", open)
+	driver.Register("amqps", open)
 }
 
-// Driver is the RabbitMQ adapter; it implements transport.Driver. transport.Conn.Driver
+// Driver is the RabbitMQ adapter; it implements driver.Driver. transport.Conn.Driver
 // returns it for a connection opened with an amqp:// or amqps:// URL.
 type Driver struct {
 	cfg Config
@@ -111,9 +114,9 @@ func Open(ctx context.Context, cfg Config) (*transport.Conn, error) {
 // do not log it.
 func (d *Driver) Config() Config { return d.cfg }
 
-// Capabilities implements transport.Driver.
-func (d *Driver) Capabilities() transport.Capabilities {
-	return transport.Capabilities{
+// Capabilities implements driver.Driver.
+func (d *Driver) Capabilities() driver.Capabilities {
+	return driver.Capabilities{
 		Name:                "rabbitmq",
 		Redelivery:          true,
 		DeliveryCount:       d.cfg.QueueType == Quorum,
@@ -128,11 +131,11 @@ func (d *Driver) Capabilities() transport.Capabilities {
 	}
 }
 
-// Close implements transport.Driver: it closes both connections. Publishes still waiting
+// Close implements driver.Driver: it closes both connections. Publishes still waiting
 // for a reconnect fail with ErrClosed.
 func (d *Driver) Close(ctx context.Context) error {
 	if !d.closed.CompareAndSwap(false, true) {
-		return transport.ErrClosed
+		return driver.ErrClosed
 	}
 	d.pub.close()
 	err := errors.Join(d.subSession.close(ctx), d.pubSession.close(ctx))
@@ -151,7 +154,7 @@ func (d *Driver) Close(ctx context.Context) error {
 }
 
 func (d *Driver) errClosed(what string) error {
-	return fmt.Errorf("rabbitmq: %s: %w", what, transport.ErrClosed)
+	return fmt.Errorf("rabbitmq: %s: %w", what, driver.ErrClosed)
 }
 
 // rpc runs synchronous AMQP calls, which amqp091-go cannot cancel, bounded by ctx: while
@@ -188,7 +191,7 @@ func (d *Driver) rpc(ctx context.Context, fn func() error, undo func()) error {
 		default:
 		}
 		abandoned = true
-		return fmt.Errorf("%w: rabbitmq: no answer from the broker: %w", transport.ErrUnavailable, ctx.Err())
+		return fmt.Errorf("%w: rabbitmq: no answer from the broker: %w", driver.ErrUnavailable, ctx.Err())
 	}
 }
 

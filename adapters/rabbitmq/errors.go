@@ -7,9 +7,9 @@ import (
 	"regexp"
 	"strconv"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/courierhq/courier/transport/driver"
 
-	"github.com/courierhq/courier/transport"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // AMQP reply codes Courier tells apart.
@@ -29,13 +29,13 @@ const (
 func kindOf(code int) error {
 	switch code {
 	case codeAccessRefused, codeNotAllowed:
-		return transport.ErrAccessDenied
+		return driver.ErrAccessDenied
 	case codeNotFound:
-		return transport.ErrTopicNotFound
+		return driver.ErrTopicNotFound
 	case codePreconditionFailed, codeResourceLocked:
-		return transport.ErrInvalidConfig
+		return driver.ErrInvalidConfig
 	case codeConnectionForced, codeResourceError, codeInternalError:
-		return transport.ErrUnavailable
+		return driver.ErrUnavailable
 	}
 	return nil
 }
@@ -70,11 +70,11 @@ func mapError(what string, err error) error {
 	var ae *amqp.Error
 	if errors.As(err, &ae) {
 		if ae == amqp.ErrClosed {
-			return wrapError(transport.ErrUnavailable, err, "%s: %v: connection or channel closed", what, transport.ErrUnavailable)
+			return wrapError(driver.ErrUnavailable, err, "%s: %v: connection or channel closed", what, driver.ErrUnavailable)
 		}
 		kind := kindOf(ae.Code)
 		if kind == nil {
-			kind = transport.ErrUnavailable
+			kind = driver.ErrUnavailable
 		}
 		hint := ""
 		switch ae.Code {
@@ -87,7 +87,7 @@ func mapError(what string, err error) error {
 		}
 		return wrapError(kind, err, "%s: %v: %s (AMQP %d)%s", what, kind, ae.Reason, ae.Code, hint)
 	}
-	return wrapError(transport.ErrUnavailable, err, "%s: %v: %v", what, transport.ErrUnavailable, err)
+	return wrapError(driver.ErrUnavailable, err, "%s: %v: %v", what, driver.ErrUnavailable, err)
 }
 
 // retryable reports whether an operation that failed with err may succeed on a new
@@ -97,7 +97,7 @@ func retryable(err error) bool {
 	if err == nil {
 		return false
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, transport.ErrClosed) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, driver.ErrClosed) {
 		return false
 	}
 	var ae *amqp.Error

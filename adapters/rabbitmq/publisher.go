@@ -6,10 +6,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/courierhq/courier/transport/driver"
+
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/courierhq/courier/message"
-	"github.com/courierhq/courier/transport"
 )
 
 // Publishing, in short: a pool of confirm-mode channels on the publish connection (at most
@@ -79,9 +80,9 @@ func (p *publisher) get(ctx context.Context) (*pubChannel, error) {
 	select {
 	case p.sem <- struct{}{}:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: rabbitmq: all %d publish channels busy: %w", transport.ErrUnavailable, cap(p.sem), ctx.Err())
+		return nil, fmt.Errorf("%w: rabbitmq: all %d publish channels busy: %w", driver.ErrUnavailable, cap(p.sem), ctx.Err())
 	case <-p.s.done:
-		return nil, transport.ErrClosed
+		return nil, driver.ErrClosed
 	}
 	for {
 		p.mu.Lock()
@@ -190,7 +191,7 @@ type outgoing struct {
 	maxAge     time.Duration // redeclare when the declaration is older; 0: once per connection
 }
 
-// Publish implements transport.Driver.
+// Publish implements driver.Driver.
 func (d *Driver) Publish(ctx context.Context, topic string, msgs []*message.Message) error {
 	if d.closed.Load() {
 		return d.errClosed("publish")
@@ -215,21 +216,21 @@ func (d *Driver) Publish(ctx context.Context, topic string, msgs []*message.Mess
 	for i, m := range msgs {
 		if n := headerBytes(m); limit > 0 && n > limit {
 			results[i] = fmt.Errorf("%w: rabbitmq: the message's headers take about %d bytes; all headers of a message must fit one AMQP frame of %d bytes",
-				transport.ErrInvalidMessage, n, limit)
+				driver.ErrInvalidMessage, n, limit)
 			continue
 		}
 		pending = append(pending, i)
 	}
 	d.pub.send(ctx, o, pending, results)
-	var pe *transport.PublishError
+	var pe *driver.PublishError
 	for i, err := range results {
 		if err == nil {
 			continue
 		}
 		if pe == nil {
-			pe = &transport.PublishError{Topic: topic, Total: len(msgs)}
+			pe = &driver.PublishError{Topic: topic, Total: len(msgs)}
 		}
-		pe.Failed = append(pe.Failed, transport.FailedMessage{Index: i, ID: msgs[i].ID, Err: err})
+		pe.Failed = append(pe.Failed, driver.FailedMessage{Index: i, ID: msgs[i].ID, Err: err})
 	}
 	if pe != nil {
 		return pe
@@ -254,7 +255,7 @@ func (p *publisher) send(ctx context.Context, o *outgoing, pending []int, result
 			case <-t.C:
 			case <-ctx.Done():
 				t.Stop()
-				fail(pending, fmt.Errorf("%w: rabbitmq: not published (%d left to send again after a lost connection): %w", transport.ErrUnavailable, len(pending), ctx.Err()))
+				fail(pending, fmt.Errorf("%w: rabbitmq: not published (%d left to send again after a lost connection): %w", driver.ErrUnavailable, len(pending), ctx.Err()))
 				return
 			}
 		}
@@ -290,7 +291,7 @@ func (p *publisher) send(ctx context.Context, o *outgoing, pending []int, result
 			for _, i := range retry {
 				if n := o.bodyLen(i); n > limit {
 					results[i] = fmt.Errorf("%w: rabbitmq: the body of %d bytes exceeds the broker's max_message_size of %d bytes",
-						transport.ErrMessageTooLarge, n, limit)
+						driver.ErrMessageTooLarge, n, limit)
 				} else {
 					kept = append(kept, i)
 				}
@@ -405,7 +406,7 @@ func (p *publisher) sendOn(ctx context.Context, pc *pubChannel, o *outgoing, pen
 		drain() // a return precedes its confirm
 		if r, ok := returned[f.idx]; ok {
 			results[f.idx] = fmt.Errorf("%w: rabbitmq: no queue is bound to exchange %q for routing key %q (%d %s); subscribe before publishing",
-				transport.ErrUnroutable, o.exchange, r.RoutingKey, r.ReplyCode, r.ReplyText)
+				driver.ErrUnroutable, o.exchange, r.RoutingKey, r.ReplyCode, r.ReplyText)
 			return
 		}
 		if f.dc.Acked() {
@@ -416,14 +417,14 @@ func (p *publisher) sendOn(ctx context.Context, pc *pubChannel, o *outgoing, pen
 			retry = append(retry, f.idx)
 			return
 		}
-		results[f.idx] = fmt.Errorf("%w: rabbitmq: the broker nacked the message (exchange %q)", transport.ErrNacked, o.exchange)
+		results[f.idx] = fmt.Errorf("%w: rabbitmq: the broker nacked the message (exchange %q)", driver.ErrNacked, o.exchange)
 	}
 	abandon := func(from []inflight, notSent []int, err error) {
 		for _, f := range from {
-			results[f.idx] = fmt.Errorf("%w: rabbitmq: no confirm from the broker before the context ended; the message may still be delivered: %w", transport.ErrUnavailable, err)
+			results[f.idx] = fmt.Errorf("%w: rabbitmq: no confirm from the broker before the context ended; the message may still be delivered: %w", driver.ErrUnavailable, err)
 		}
 		for _, i := range notSent {
-			results[i] = fmt.Errorf("%w: rabbitmq: not published: %w", transport.ErrUnavailable, err)
+			results[i] = fmt.Errorf("%w: rabbitmq: not published: %w", driver.ErrUnavailable, err)
 		}
 	}
 

@@ -10,10 +10,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/courierhq/courier/transport/driver"
+
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/courierhq/courier/message"
-	"github.com/courierhq/courier/transport"
 )
 
 // nackPublishTimeout bounds the republish of a delayed retry; when it fails the message is
@@ -22,14 +23,14 @@ const nackPublishTimeout = 10 * time.Second
 
 var consumerSeq atomic.Uint64
 
-// Subscribe implements transport.Driver: it declares the subscription's exchange, queue and
+// Subscribe implements driver.Driver: it declares the subscription's exchange, queue and
 // binding (see topology), so that messages published from now on are kept, and returns a
 // receiver. Consuming (basic.consume) starts with the first Receive.
 //
 // Errors: ErrInvalidTopic for names RabbitMQ refuses; ErrInvalidConfig when the queue or
 // exchange exists with other arguments (queue arguments cannot change after declaration);
 // ErrAccessDenied; ErrUnavailable.
-func (d *Driver) Subscribe(ctx context.Context, spec transport.SubscriptionSpec) (transport.Receiver, error) {
+func (d *Driver) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) (driver.Receiver, error) {
 	if d.closed.Load() {
 		return nil, d.errClosed("subscribe")
 	}
@@ -105,7 +106,7 @@ func sleep(ctx context.Context, stop <-chan struct{}, d time.Duration) bool {
 // the connection or the channel is lost or the broker cancels the consumer.
 type receiver struct {
 	d        *Driver
-	spec     transport.SubscriptionSpec
+	spec     driver.SubscriptionSpec
 	topo     *topology
 	prefetch int
 	tag      string
@@ -158,7 +159,7 @@ func (e *delivery) As(target any) bool {
 	return false
 }
 
-// Receive implements transport.Receiver.
+// Receive implements driver.Receiver.
 func (r *receiver) Receive(ctx context.Context, buf []*message.Message) (int, error) {
 	for {
 		c, err := r.consumer(ctx)
@@ -190,7 +191,7 @@ func (r *receiver) Receive(ctx context.Context, buf []*message.Message) (int, er
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		case <-r.done:
-			return 0, transport.ErrClosed
+			return 0, driver.ErrClosed
 		}
 	}
 }
@@ -217,7 +218,7 @@ func (r *receiver) consumer(ctx context.Context) (*consumer, error) {
 	closed, c := r.closed, r.cur
 	r.mu.Unlock()
 	if closed {
-		return nil, transport.ErrClosed
+		return nil, driver.ErrClosed
 	}
 	if c != nil {
 		return c, nil
@@ -230,7 +231,7 @@ func (r *receiver) consumer(ctx context.Context) (*consumer, error) {
 			if r.closed {
 				r.mu.Unlock()
 				_ = c.ch.Close()
-				return nil, transport.ErrClosed
+				return nil, driver.ErrClosed
 			}
 			restarted := r.started
 			r.cur, r.started = c, true
@@ -243,7 +244,7 @@ func (r *receiver) consumer(ctx context.Context) (*consumer, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if errors.Is(err, transport.ErrClosed) || !retryable(err) {
+		if errors.Is(err, driver.ErrClosed) || !retryable(err) {
 			return nil, err
 		}
 		r.d.log.Warn("courier: rabbitmq could not start consuming; trying again", "queue", r.topo.queue, "delay", delay, "error", err)
@@ -251,7 +252,7 @@ func (r *receiver) consumer(ctx context.Context) (*consumer, error) {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			return nil, transport.ErrClosed
+			return nil, driver.ErrClosed
 		}
 		delay = min(2*delay, r.d.cfg.MaxReconnectDelay)
 	}
@@ -329,12 +330,12 @@ func (r *receiver) lost(c *consumer) {
 func receiptOf(m *message.Message) (*delivery, error) {
 	e, ok := message.ReceiptOf(m).(*delivery)
 	if !ok {
-		return nil, fmt.Errorf("%w: rabbitmq: message %s was not received from RabbitMQ", transport.ErrInvalidMessage, m.ID)
+		return nil, fmt.Errorf("%w: rabbitmq: message %s was not received from RabbitMQ", driver.ErrInvalidMessage, m.ID)
 	}
 	return e, nil
 }
 
-// Ack implements transport.Receiver. Messages of a consumer that is gone are skipped: the
+// Ack implements driver.Receiver. Messages of a consumer that is gone are skipped: the
 // broker has requeued them.
 func (r *receiver) Ack(_ context.Context, msgs []*message.Message) error {
 	var c *consumer
@@ -363,7 +364,7 @@ func (r *receiver) Ack(_ context.Context, msgs []*message.Message) error {
 	return errors.Join(errs...)
 }
 
-// Nack implements transport.Receiver.
+// Nack implements driver.Receiver.
 //
 // With a delay, a copy of the message (same properties, body and headers, courier-attempt
 // set to the next attempt) is published with a confirm to the subscription's delay queue
@@ -415,11 +416,11 @@ func (r *receiver) Nack(ctx context.Context, m *message.Message, delay time.Dura
 	return e.c.settle(tag, func(ch *amqp.Channel) error { return ch.Ack(tag, false) })
 }
 
-// Reject implements transport.Rejecter: basic.reject without requeue, so that RabbitMQ
+// Reject implements driver.Rejecter: basic.reject without requeue, so that RabbitMQ
 // dead-letters the message to the exchange named by the queue's x-dead-letter-exchange.
 func (r *receiver) Reject(_ context.Context, m *message.Message, _ error) error {
 	if r.topo.dlExchange == "" {
-		return fmt.Errorf("%w: rabbitmq: reject without native dead-lettering would drop message %s", transport.ErrInvalidConfig, m.ID)
+		return fmt.Errorf("%w: rabbitmq: reject without native dead-lettering would drop message %s", driver.ErrInvalidConfig, m.ID)
 	}
 	e, err := receiptOf(m)
 	if err != nil {
@@ -432,13 +433,13 @@ func (r *receiver) Reject(_ context.Context, m *message.Message, _ error) error 
 	return e.c.settle(tag, func(ch *amqp.Channel) error { return ch.Reject(tag, false) })
 }
 
-// Close implements transport.Receiver: closing the channel makes the broker requeue what
+// Close implements driver.Receiver: closing the channel makes the broker requeue what
 // was delivered and not acknowledged.
 func (r *receiver) Close(ctx context.Context) error {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		return transport.ErrClosed
+		return driver.ErrClosed
 	}
 	r.closed = true
 	close(r.done)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/courierhq/courier/transport/driver"
+
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/courierhq/courier/transport"
@@ -57,15 +59,15 @@ const (
 	argExpires              = "x-expires"
 )
 
-// checkName applies RabbitMQ's naming rules beyond transport.ValidateName.
+// checkName applies RabbitMQ's naming rules beyond driver.ValidateName.
 func checkName(what, name string) error {
 	switch {
 	case len(name) > maxShortString:
-		return fmt.Errorf("%w: rabbitmq: %s name %.40q… is %d bytes; RabbitMQ allows %d", transport.ErrInvalidTopic, what, name, len(name), maxShortString)
+		return fmt.Errorf("%w: rabbitmq: %s name %.40q… is %d bytes; RabbitMQ allows %d", driver.ErrInvalidTopic, what, name, len(name), maxShortString)
 	case strings.HasPrefix(name, "amq."):
-		return fmt.Errorf("%w: rabbitmq: %s name %q: the \"amq.\" prefix is reserved by RabbitMQ", transport.ErrInvalidTopic, what, name)
+		return fmt.Errorf("%w: rabbitmq: %s name %q: the \"amq.\" prefix is reserved by RabbitMQ", driver.ErrInvalidTopic, what, name)
 	case name == "":
-		return fmt.Errorf("%w: rabbitmq: empty %s name", transport.ErrInvalidTopic, what)
+		return fmt.Errorf("%w: rabbitmq: empty %s name", driver.ErrInvalidTopic, what)
 	}
 	return nil
 }
@@ -78,7 +80,7 @@ func (d *Driver) bindingKey() string {
 }
 
 // topologyFor works out the names and arguments for a subscription.
-func (d *Driver) topologyFor(spec transport.SubscriptionSpec) (*topology, error) {
+func (d *Driver) topologyFor(spec driver.SubscriptionSpec) (*topology, error) {
 	t := &topology{
 		exchange:     spec.Topic,
 		exchangeType: d.cfg.ExchangeType,
@@ -193,8 +195,8 @@ func declareExchange(ch *amqp.Channel, name, kind string) error {
 		return nil
 	}
 	if codeOf(err) == codePreconditionFailed {
-		return wrapError(transport.ErrInvalidConfig, err, "%v: exchange %q already exists with another type or other arguments than a durable %q exchange (%s); exchanges cannot change after declaration: delete it or set Config.ExchangeType to match",
-			transport.ErrInvalidConfig, name, kind, reasonOf(err))
+		return wrapError(driver.ErrInvalidConfig, err, "%v: exchange %q already exists with another type or other arguments than a durable %q exchange (%s); exchanges cannot change after declaration: delete it or set Config.ExchangeType to match",
+			driver.ErrInvalidConfig, name, kind, reasonOf(err))
 	}
 	return mapError(fmt.Sprintf("declare exchange %q", name), err)
 }
@@ -205,8 +207,8 @@ func declareQueue(ch *amqp.Channel, name string, args amqp.Table) error {
 		return nil
 	}
 	if codeOf(err) == codePreconditionFailed {
-		return wrapError(transport.ErrInvalidConfig, err, "%v: queue %q already exists with other arguments (%s); queue arguments cannot change after declaration: delete the queue (messages in it are lost) or use another subscription name",
-			transport.ErrInvalidConfig, name, reasonOf(err))
+		return wrapError(driver.ErrInvalidConfig, err, "%v: queue %q already exists with other arguments (%s); queue arguments cannot change after declaration: delete the queue (messages in it are lost) or use another subscription name",
+			driver.ErrInvalidConfig, name, reasonOf(err))
 	}
 	return mapError(fmt.Sprintf("declare queue %q", name), err)
 }

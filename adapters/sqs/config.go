@@ -10,17 +10,18 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/courierhq/courier/transport/driver"
 
-	"github.com/courierhq/courier/transport"
+	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
 func init() {
-	transport.Register("sqs", func(ctx context.Context, u *url.URL) (transport.Driver, error) {
+	driver.Register("sqs", func(ctx context.Context, u *url.URL, opts driver.OpenOptions) (driver.Driver, error) {
 		cfg, err := ConfigFromURL(u)
 		if err != nil {
 			return nil, err
 		}
+		cfg.Logger = opts.Logger
 		d, err := New(ctx, cfg)
 		if err != nil {
 			return nil, err // not a typed nil in the interface
@@ -90,7 +91,7 @@ type Config struct {
 	OperationTimeout time.Duration
 
 	// DisableCreate stops the adapter from creating missing queues: Publish and Subscribe then
-	// fail with transport.ErrTopicNotFound. Default: queues are created when missing.
+	// fail with driver.ErrTopicNotFound. Default: queues are created when missing.
 	DisableCreate bool
 
 	// QueueOwnerAccountID is the AWS account that owns the queues, for queues of another
@@ -154,10 +155,10 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Validate reports a configuration that cannot work. Errors wrap transport.ErrInvalidConfig.
+// Validate reports a configuration that cannot work. Errors wrap driver.ErrInvalidConfig.
 func (c Config) Validate() error {
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: sqs: "+format, append([]any{transport.ErrInvalidConfig}, args...)...)
+		return fmt.Errorf("%w: sqs: "+format, append([]any{driver.ErrInvalidConfig}, args...)...)
 	}
 	switch {
 	case c.MaxAttempts < 0:
@@ -240,24 +241,24 @@ var urlParams = []string{
 // Durations are Go durations ("90s", "1h") or whole seconds ("90"). The URL has no host or
 // path: queues are named per Publish and Subscribe. Credentials come from the AWS chain, never
 // from the URL. Unknown or repeated parameters and bad values are errors wrapping
-// transport.ErrInvalidURL.
+// driver.ErrInvalidURL.
 func ConfigFromURL(u *url.URL) (Config, error) {
 	var cfg Config
 	if u == nil {
-		return cfg, fmt.Errorf("%w: sqs: nil URL", transport.ErrInvalidURL)
+		return cfg, fmt.Errorf("%w: sqs: nil URL", driver.ErrInvalidURL)
 	}
 	if u.Scheme != "sqs" {
-		return cfg, fmt.Errorf("%w: sqs: scheme %q; want sqs://", transport.ErrInvalidURL, u.Scheme)
+		return cfg, fmt.Errorf("%w: sqs: scheme %q; want sqs://", driver.ErrInvalidURL, u.Scheme)
 	}
 	if u.User != nil {
-		return cfg, fmt.Errorf("%w: sqs: credentials do not belong in the URL; use the AWS credential chain (environment, profile, role) or Config.Credentials", transport.ErrInvalidURL)
+		return cfg, fmt.Errorf("%w: sqs: credentials do not belong in the URL; use the AWS credential chain (environment, profile, role) or Config.Credentials", driver.ErrInvalidURL)
 	}
 	if u.Host != "" || (u.Path != "" && u.Path != "/") || u.Opaque != "" {
-		return cfg, fmt.Errorf("%w: sqs: the URL takes no host or path (got %q); use sqs://?region=…&endpoint=…", transport.ErrInvalidURL, u.Host+u.Path+u.Opaque)
+		return cfg, fmt.Errorf("%w: sqs: the URL takes no host or path (got %q); use sqs://?region=…&endpoint=…", driver.ErrInvalidURL, u.Host+u.Path+u.Opaque)
 	}
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
-		return cfg, fmt.Errorf("%w: sqs: malformed query", transport.ErrInvalidURL)
+		return cfg, fmt.Errorf("%w: sqs: malformed query", driver.ErrInvalidURL)
 	}
 	keys := make([]string, 0, len(q))
 	for k := range q {
@@ -267,14 +268,14 @@ func ConfigFromURL(u *url.URL) (Config, error) {
 	for _, k := range keys {
 		vs := q[k]
 		if !slices.Contains(urlParams, k) {
-			return cfg, fmt.Errorf("%w: sqs: unknown parameter %q (known: %s)", transport.ErrInvalidURL, k, strings.Join(urlParams, ", "))
+			return cfg, fmt.Errorf("%w: sqs: unknown parameter %q (known: %s)", driver.ErrInvalidURL, k, strings.Join(urlParams, ", "))
 		}
 		if len(vs) != 1 {
-			return cfg, fmt.Errorf("%w: sqs: parameter %q given %d times", transport.ErrInvalidURL, k, len(vs))
+			return cfg, fmt.Errorf("%w: sqs: parameter %q given %d times", driver.ErrInvalidURL, k, len(vs))
 		}
 		v := vs[0]
 		badValue := func(want string) error {
-			return fmt.Errorf("%w: sqs: %s=%q is not %s", transport.ErrInvalidURL, k, v, want)
+			return fmt.Errorf("%w: sqs: %s=%q is not %s", driver.ErrInvalidURL, k, v, want)
 		}
 		switch k {
 		case "region":
@@ -282,7 +283,7 @@ func ConfigFromURL(u *url.URL) (Config, error) {
 		case "endpoint":
 			e, err := url.Parse(v)
 			if err != nil || (e.Scheme != "http" && e.Scheme != "https") || e.Host == "" {
-				return cfg, fmt.Errorf("%w: sqs: endpoint=%q is not an http(s) URL", transport.ErrInvalidURL, transport.RedactURL(v))
+				return cfg, fmt.Errorf("%w: sqs: endpoint=%q is not an http(s) URL", driver.ErrInvalidURL, driver.RedactURL(v))
 			}
 			cfg.Endpoint = v
 		case "profile":
@@ -339,7 +340,7 @@ func ConfigFromURL(u *url.URL) (Config, error) {
 		}
 	}
 	if err := cfg.Validate(); err != nil {
-		return cfg, fmt.Errorf("%w: %w", transport.ErrInvalidURL, err)
+		return cfg, fmt.Errorf("%w: %w", driver.ErrInvalidURL, err)
 	}
 	return cfg, nil
 }

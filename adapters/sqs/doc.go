@@ -12,10 +12,10 @@
 // # Topics, subscriptions
 //
 // A topic is an SQS queue: standard, or FIFO when its name ends in ".fifo". Names follow SQS's
-// rules (1–80 letters, digits, '-', '_'); others fail with transport.ErrInvalidTopic. Publish
+// rules (1–80 letters, digits, '-', '_'); others fail with driver.ErrInvalidTopic. Publish
 // and Subscribe create a missing queue (with Config's VisibilityTimeout, MaxMessageBytes,
 // MessageRetention and QueueAttributes) unless Config.DisableCreate is set, in which case they
-// fail with transport.ErrTopicNotFound.
+// fail with driver.ErrTopicNotFound.
 //
 // A queue has no subscriptions: the subscription name only labels delivered messages
 // (Message.Subscription), and every consumer of a queue, whatever its subscription name,
@@ -28,11 +28,11 @@
 //
 // Publish sends SendMessageBatch requests of at most 10 entries and 1 MiB and returns nil only
 // when SQS accepted every entry; refused entries are reported by their batch index in a
-// *transport.PublishError, the others were stored. The size limit is the queue's
+// *driver.PublishError, the others were stored. The size limit is the queue's
 // MaximumMessageSize attribute, or Config.MaxMessageBytes (default 1 MiB) where the queue
 // reports none; sizes are counted as SQS counts them (body plus attribute names, types and
 // values, after any base64), and a message over the limit fails alone with
-// transport.ErrMessageTooLarge naming the limit while the rest of its batch is sent.
+// driver.ErrMessageTooLarge naming the limit while the rest of its batch is sent.
 //
 // Order: a batch is spread over up to Config.PublishConcurrency lanes that send at once; a
 // lane sends its requests one after another and stops at a request that fails as a whole. On a

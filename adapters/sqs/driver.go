@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,6 +13,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/courierhq/courier/internal/keyhash"
+
+	"github.com/courierhq/courier/transport/driver"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -24,7 +27,7 @@ import (
 	"github.com/courierhq/courier/transport"
 )
 
-// Driver is the SQS adapter; it implements transport.Driver and transport.DeadLetterNamer.
+// Driver is the SQS adapter; it implements driver.Driver and driver.DeadLetterNamer.
 // A *transport.Conn opened on "sqs://" returns it from Conn.Driver(). It is safe for
 // concurrent use.
 type Driver struct {
@@ -32,7 +35,7 @@ type Driver struct {
 	client *sqs.Client
 	log    *slog.Logger
 	tr     *http.Transport // the adapter's own transport, closed by Close; nil for Config.HTTPClient
-	caps   transport.Capabilities
+	caps   driver.Capabilities
 	closed atomic.Bool
 
 	qmu    sync.Mutex
@@ -58,7 +61,7 @@ func Open(ctx context.Context, cfg Config) (*transport.Conn, error) {
 }
 
 // New returns the adapter's Driver, for use with transport.NewConn. Errors wrap
-// transport.ErrInvalidConfig.
+// driver.ErrInvalidConfig.
 func New(ctx context.Context, cfg Config) (*Driver, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -81,14 +84,14 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 		var err error
 		if awsCfg, err = awsconfig.LoadDefaultConfig(ctx, opts...); err != nil {
 			// The loader's errors name files and profiles, never secrets.
-			return nil, fmt.Errorf("%w: sqs: load AWS configuration: %v", transport.ErrInvalidConfig, err)
+			return nil, fmt.Errorf("%w: sqs: load AWS configuration: %v", driver.ErrInvalidConfig, err)
 		}
 	}
 	if cfg.Region != "" {
 		awsCfg.Region = cfg.Region
 	}
 	if awsCfg.Region == "" {
-		return nil, fmt.Errorf("%w: sqs: no AWS region: set ?region=, Config.Region or AWS_REGION", transport.ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: sqs: no AWS region: set ?region=, Config.Region or AWS_REGION", driver.ErrInvalidConfig)
 	}
 	if cfg.Credentials != nil {
 		awsCfg.Credentials = cfg.Credentials
@@ -120,7 +123,7 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 		}
 	})
-	d.caps = transport.Capabilities{
+	d.caps = driver.Capabilities{
 		Name:             "sqs",
 		Redelivery:       true,
 		DeliveryCount:    true,
@@ -198,15 +201,15 @@ func (l sdkLogger) Logf(c logging.Classification, format string, v ...any) {
 // not cover (queue tags, purges, message move tasks).
 func (d *Driver) Client() *sqs.Client { return d.client }
 
-// Capabilities implements transport.Driver.
-func (d *Driver) Capabilities() transport.Capabilities { return d.caps }
+// Capabilities implements driver.Driver.
+func (d *Driver) Capabilities() driver.Capabilities { return d.caps }
 
-// Close implements transport.Driver. It cancels the long polls still in flight (those of
+// Close implements driver.Driver. It cancels the long polls still in flight (those of
 // subscribers closed earlier, see the package documentation) and waits for them, then closes
 // the adapter's idle HTTP connections; a Config.HTTPClient is left alone.
 func (d *Driver) Close(context.Context) error {
 	if !d.closed.CompareAndSwap(false, true) {
-		return transport.ErrClosed
+		return driver.ErrClosed
 	}
 	d.pollMu.Lock()
 	d.pollsDone = true
@@ -219,7 +222,7 @@ func (d *Driver) Close(context.Context) error {
 	return nil
 }
 
-// DeadLetterTopic implements transport.DeadLetterNamer: SQS queue names allow no '.' except in
+// DeadLetterTopic implements driver.DeadLetterNamer: SQS queue names allow no '.' except in
 // a FIFO queue's ".fifo" suffix, and a FIFO queue's dead-letter queue must be FIFO, so the
 // default dead-letter queue of "orders" is "orders-dlq" and of "orders.fifo" is
 // "orders-dlq.fifo". A name that would exceed 80 characters is shortened, keeping it unique
@@ -235,9 +238,7 @@ func deadLetterName(topic string) string {
 	if len(base)+len(suffix) <= maxQueueName {
 		return base + suffix
 	}
-	h := fnv.New32a()
-	h.Write([]byte(base))
-	tag := fmt.Sprintf("-%08x", h.Sum32())
+	tag := fmt.Sprintf("-%08x", keyhash.Sum32(base))
 	return base[:maxQueueName-len(suffix)-len(tag)] + tag + suffix
 }
 
@@ -256,7 +257,7 @@ func checkQueueName(name string) error {
 		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
 	}
 	if !ok {
-		return fmt.Errorf("%w: %q is not an SQS queue name: 1 to 80 letters, digits, '-' and '_', FIFO queues ending in \".fifo\"", transport.ErrInvalidTopic, name)
+		return fmt.Errorf("%w: %q is not an SQS queue name: 1 to 80 letters, digits, '-' and '_', FIFO queues ending in \".fifo\"", driver.ErrInvalidTopic, name)
 	}
 	return nil
 }
@@ -336,9 +337,9 @@ func (d *Driver) resolve(parent context.Context, name string, create bool) (*que
 	case !isNotFound(err):
 		return nil, d.opError(parent, "look up queue "+strconv.Quote(name), err)
 	case !create:
-		return nil, fmt.Errorf("sqs: queue %q does not exist and queue creation is off (create=false): %w", name, transport.ErrTopicNotFound)
+		return nil, fmt.Errorf("sqs: queue %q does not exist and queue creation is off (create=false): %w", name, driver.ErrTopicNotFound)
 	case d.cfg.QueueOwnerAccountID != "":
-		return nil, fmt.Errorf("sqs: queue %q does not exist in account %s (the adapter creates queues only in its own account): %w", name, d.cfg.QueueOwnerAccountID, transport.ErrTopicNotFound)
+		return nil, fmt.Errorf("sqs: queue %q does not exist in account %s (the adapter creates queues only in its own account): %w", name, d.cfg.QueueOwnerAccountID, driver.ErrTopicNotFound)
 	default:
 		if q.url, err = d.createQueue(parent, ctx, q); err != nil {
 			return nil, err

@@ -7,12 +7,12 @@ import (
 	"net"
 	"strings"
 
+	"github.com/courierhq/courier/transport/driver"
+
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
-
-	"github.com/courierhq/courier/transport"
 )
 
 // errorCode returns the SQS error code of err without a namespace ("QueueDoesNotExist" for
@@ -48,44 +48,44 @@ func isNotFound(err error) bool {
 // codeKinds maps SQS error codes onto Courier's error kinds.
 var codeKinds = map[string]error{
 	// Access.
-	"AccessDenied":                transport.ErrAccessDenied,
-	"AccessDeniedException":       transport.ErrAccessDenied,
-	"InvalidClientTokenId":        transport.ErrAccessDenied,
-	"SignatureDoesNotMatch":       transport.ErrAccessDenied,
-	"UnrecognizedClientException": transport.ErrAccessDenied,
-	"InvalidSecurity":             transport.ErrAccessDenied,
-	"MissingAuthenticationToken":  transport.ErrAccessDenied,
-	"IncompleteSignature":         transport.ErrAccessDenied,
-	"ExpiredToken":                transport.ErrAccessDenied,
-	"KmsAccessDenied":             transport.ErrAccessDenied,
-	"KmsDisabled":                 transport.ErrAccessDenied,
-	"KmsNotFound":                 transport.ErrAccessDenied,
-	"KmsInvalidState":             transport.ErrAccessDenied,
-	"KmsInvalidKeyUsage":          transport.ErrAccessDenied,
-	"KmsOptInRequired":            transport.ErrAccessDenied,
+	"AccessDenied":                driver.ErrAccessDenied,
+	"AccessDeniedException":       driver.ErrAccessDenied,
+	"InvalidClientTokenId":        driver.ErrAccessDenied,
+	"SignatureDoesNotMatch":       driver.ErrAccessDenied,
+	"UnrecognizedClientException": driver.ErrAccessDenied,
+	"InvalidSecurity":             driver.ErrAccessDenied,
+	"MissingAuthenticationToken":  driver.ErrAccessDenied,
+	"IncompleteSignature":         driver.ErrAccessDenied,
+	"ExpiredToken":                driver.ErrAccessDenied,
+	"KmsAccessDenied":             driver.ErrAccessDenied,
+	"KmsDisabled":                 driver.ErrAccessDenied,
+	"KmsNotFound":                 driver.ErrAccessDenied,
+	"KmsInvalidState":             driver.ErrAccessDenied,
+	"KmsInvalidKeyUsage":          driver.ErrAccessDenied,
+	"KmsOptInRequired":            driver.ErrAccessDenied,
 	// Throttled or overloaded: the SDK retried already.
-	"RequestThrottled":         transport.ErrUnavailable,
-	"ThrottlingException":      transport.ErrUnavailable,
-	"Throttling":               transport.ErrUnavailable,
-	"TooManyRequestsException": transport.ErrUnavailable,
-	"KmsThrottled":             transport.ErrUnavailable,
-	"OverLimit":                transport.ErrUnavailable,
-	"ServiceUnavailable":       transport.ErrUnavailable,
-	"InternalError":            transport.ErrUnavailable,
-	"InternalFailure":          transport.ErrUnavailable,
-	"QueueDeletedRecently":     transport.ErrUnavailable,
-	"RequestTimeout":           transport.ErrUnavailable,
+	"RequestThrottled":         driver.ErrUnavailable,
+	"ThrottlingException":      driver.ErrUnavailable,
+	"Throttling":               driver.ErrUnavailable,
+	"TooManyRequestsException": driver.ErrUnavailable,
+	"KmsThrottled":             driver.ErrUnavailable,
+	"OverLimit":                driver.ErrUnavailable,
+	"ServiceUnavailable":       driver.ErrUnavailable,
+	"InternalError":            driver.ErrUnavailable,
+	"InternalFailure":          driver.ErrUnavailable,
+	"QueueDeletedRecently":     driver.ErrUnavailable,
+	"RequestTimeout":           driver.ErrUnavailable,
 	// The message.
-	"MessageTooLong":         transport.ErrMessageTooLarge,
-	"BatchRequestTooLong":    transport.ErrMessageTooLarge,
-	"InvalidMessageContents": transport.ErrInvalidMessage,
-	"InvalidAttributeName":   transport.ErrInvalidMessage,
-	"InvalidAttributeValue":  transport.ErrInvalidMessage,
-	"InvalidParameterValue":  transport.ErrInvalidMessage,
+	"MessageTooLong":         driver.ErrMessageTooLarge,
+	"BatchRequestTooLong":    driver.ErrMessageTooLarge,
+	"InvalidMessageContents": driver.ErrInvalidMessage,
+	"InvalidAttributeName":   driver.ErrInvalidMessage,
+	"InvalidAttributeValue":  driver.ErrInvalidMessage,
+	"InvalidParameterValue":  driver.ErrInvalidMessage,
 	// The queue.
-	"QueueDoesNotExist":                       transport.ErrTopicNotFound,
-	"AWS.SimpleQueueService.NonExistentQueue": transport.ErrTopicNotFound,
-	"NonExistentQueue":                        transport.ErrTopicNotFound,
+	"QueueDoesNotExist":                       driver.ErrTopicNotFound,
+	"AWS.SimpleQueueService.NonExistentQueue": driver.ErrTopicNotFound,
+	"NonExistentQueue":                        driver.ErrTopicNotFound,
 }
 
 // errorKind returns the Courier error kind err falls under, or nil.
@@ -96,19 +96,19 @@ func errorKind(err error) error {
 	code := errorCode(err)
 	if k, ok := codeKinds[code]; ok {
 		// ElasticMQ reports an oversize message as InvalidAttributeValue "MessageTooLong".
-		if k == transport.ErrInvalidMessage && strings.Contains(err.Error(), "MessageTooLong") {
-			return transport.ErrMessageTooLarge
+		if k == driver.ErrInvalidMessage && strings.Contains(err.Error(), "MessageTooLong") {
+			return driver.ErrMessageTooLarge
 		}
 		return k
 	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		if ae.ErrorFault() == smithy.FaultServer {
-			return transport.ErrUnavailable
+			return driver.ErrUnavailable
 		}
 		var re *smithyhttp.ResponseError
 		if errors.As(err, &re) && re.HTTPStatusCode() >= 500 {
-			return transport.ErrUnavailable
+			return driver.ErrUnavailable
 		}
 		return nil
 	}
@@ -119,14 +119,14 @@ func errorKind(err error) error {
 	)
 	switch {
 	case errors.As(err, &send), errors.As(err, &quota), errors.As(err, &nerr):
-		return transport.ErrUnavailable
+		return driver.ErrUnavailable
 	case strings.Contains(err.Error(), "get identity"):
 		// The credential chain found nothing usable (no keys, no role, IMDS unreachable).
-		return transport.ErrAccessDenied
+		return driver.ErrAccessDenied
 	}
 	var re *smithyhttp.ResponseError
 	if errors.As(err, &re) && re.HTTPStatusCode() >= 500 {
-		return transport.ErrUnavailable
+		return driver.ErrUnavailable
 	}
 	return nil
 }
@@ -139,7 +139,7 @@ func (d *Driver) opError(parent context.Context, op string, err error) error {
 		return fmt.Errorf("sqs: %s: %w", op, perr)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("sqs: %s: %w: no answer within %v (OperationTimeout): %w", op, transport.ErrUnavailable, d.cfg.OperationTimeout, err)
+		return fmt.Errorf("sqs: %s: %w: no answer within %v (OperationTimeout): %w", op, driver.ErrUnavailable, d.cfg.OperationTimeout, err)
 	}
 	if k := errorKind(err); k != nil {
 		return fmt.Errorf("sqs: %s: %w: %w", op, k, err)

@@ -8,12 +8,15 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/courierhq/courier/internal/keyhash"
+
+	"github.com/courierhq/courier/transport/driver"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/courierhq/courier/message"
-	"github.com/courierhq/courier/transport"
 )
 
 // entryIDs are the batch entry IDs: an entry's position in its request.
@@ -25,7 +28,7 @@ var entryIDs = func() [MaxBatch]string {
 	return ids
 }()
 
-// Publish implements transport.Driver. It sends msgs with SendMessageBatch, in requests of at
+// Publish implements driver.Driver. It sends msgs with SendMessageBatch, in requests of at
 // most 10 entries and 1 MiB, and returns nil once SQS accepted every entry. A message larger
 // than the queue's limit (as SQS counts it) fails alone; the others are sent.
 //
@@ -40,7 +43,7 @@ var entryIDs = func() [MaxBatch]string {
 // request delays no other.
 func (d *Driver) Publish(ctx context.Context, topic string, msgs []*message.Message) error {
 	if d.closed.Load() {
-		return fmt.Errorf("sqs: publish to %q: %w", topic, transport.ErrClosed)
+		return fmt.Errorf("sqs: publish to %q: %w", topic, driver.ErrClosed)
 	}
 	q, err := d.queue(ctx, topic, !d.cfg.DisableCreate)
 	if err != nil {
@@ -58,7 +61,7 @@ func (d *Driver) Publish(ctx context.Context, topic string, msgs []*message.Mess
 	}
 
 	// Encode, hold back what is too large, and deal the rest to lanes.
-	var failed []transport.FailedMessage
+	var failed []driver.FailedMessage
 	entries := make([]types.SendMessageBatchRequestEntry, len(msgs))
 	sizes := make([]int, len(msgs))
 	lanes := make([][]int, nlanes) // message indexes per lane, in batch order
@@ -70,15 +73,15 @@ func (d *Driver) Publish(ctx context.Context, topic string, msgs []*message.Mess
 			if len(m.Payload) > 0 && !textSafeBytes(m.Payload) {
 				how = ", binary payload in base64"
 			}
-			failed = append(failed, transport.FailedMessage{Index: i, ID: m.ID, Err: fmt.Errorf(
+			failed = append(failed, driver.FailedMessage{Index: i, ID: m.ID, Err: fmt.Errorf(
 				"%w: %d bytes as SQS counts them (body and attributes%s) exceeds the limit of %d bytes of queue %q",
-				transport.ErrMessageTooLarge, e.size, how, q.maxBytes, q.name)})
+				driver.ErrMessageTooLarge, e.size, how, q.maxBytes, q.name)})
 			continue
 		}
 		entries[i], sizes[i] = e.entry, e.size
 		switch {
 		case m.Key != "" || unkeyedOrdered:
-			l := int(keyHash(m.Key) % uint32(keyLanes))
+			l := int(keyhash.Sum32(m.Key) % uint32(keyLanes))
 			lanes[l] = append(lanes[l], i)
 		default:
 			loose = append(loose, i)
@@ -95,7 +98,7 @@ func (d *Driver) Publish(ctx context.Context, topic string, msgs []*message.Mess
 	var whole []error // errors that failed whole requests
 	nreq := len(pool)
 	send := func(req []int) error {
-		var f []transport.FailedMessage
+		var f []driver.FailedMessage
 		var err error
 		if cerr := ctx.Err(); cerr != nil {
 			err = fmt.Errorf("sqs: publish to %q: %w", q.name, cerr)
@@ -154,8 +157,8 @@ func (d *Driver) Publish(ctx context.Context, topic string, msgs []*message.Mess
 	if nreq == 1 && len(whole) == 1 && len(failed) == len(msgs) && failed[0].Err == whole[0] {
 		return whole[0]
 	}
-	slices.SortFunc(failed, func(a, b transport.FailedMessage) int { return a.Index - b.Index })
-	return &transport.PublishError{Topic: topic, Total: len(msgs), Failed: failed}
+	slices.SortFunc(failed, func(a, b driver.FailedMessage) int { return a.Index - b.Index })
+	return &driver.PublishError{Topic: topic, Total: len(msgs), Failed: failed}
 }
 
 // cut splits a lane's messages, in order, into requests of at most 10 entries and 1 MiB.
@@ -173,28 +176,18 @@ func cut(lane []int, sizes []int) [][]int {
 }
 
 // failAll reports every message of a request as failed with err.
-func failAll(msgs []*message.Message, req []int, err error) []transport.FailedMessage {
-	f := make([]transport.FailedMessage, len(req))
+func failAll(msgs []*message.Message, req []int, err error) []driver.FailedMessage {
+	f := make([]driver.FailedMessage, len(req))
 	for j, i := range req {
-		f[j] = transport.FailedMessage{Index: i, ID: msgs[i].ID, Err: err}
+		f[j] = driver.FailedMessage{Index: i, ID: msgs[i].ID, Err: err}
 	}
 	return f
-}
-
-// keyHash is FNV-1a.
-func keyHash(s string) uint32 {
-	h := uint32(2166136261)
-	for i := 0; i < len(s); i++ {
-		h ^= uint32(s[i])
-		h *= 16777619
-	}
-	return h
 }
 
 // sendBatch sends the messages at indexes req (at most 10) in one SendMessageBatch request. It
 // returns the entries SQS refused, or an error when the whole request failed (then every entry
 // failed).
-func (d *Driver) sendBatch(ctx context.Context, q *queue, msgs []*message.Message, all []types.SendMessageBatchRequestEntry, req []int) ([]transport.FailedMessage, error) {
+func (d *Driver) sendBatch(ctx context.Context, q *queue, msgs []*message.Message, all []types.SendMessageBatchRequestEntry, req []int) ([]driver.FailedMessage, error) {
 	entries := make([]types.SendMessageBatchRequestEntry, len(req))
 	for j, i := range req {
 		entries[j] = all[i]
@@ -220,7 +213,7 @@ func (d *Driver) sendBatch(ctx context.Context, q *queue, msgs []*message.Messag
 			seen[p] = true
 		}
 	}
-	var failed []transport.FailedMessage
+	var failed []driver.FailedMessage
 	for _, f := range out.Failed {
 		p, err := strconv.Atoi(aws.ToString(f.Id))
 		if err != nil || p < 0 || p >= len(entries) || seen[p] {
@@ -228,13 +221,13 @@ func (d *Driver) sendBatch(ctx context.Context, q *queue, msgs []*message.Messag
 		}
 		seen[p] = true
 		i := index[p]
-		failed = append(failed, transport.FailedMessage{Index: i, ID: msgs[i].ID, Err: entryError(q, f)})
+		failed = append(failed, driver.FailedMessage{Index: i, ID: msgs[i].ID, Err: entryError(q, f)})
 	}
 	for p := range entries {
 		if !seen[p] {
 			i := index[p]
-			failed = append(failed, transport.FailedMessage{Index: i, ID: msgs[i].ID,
-				Err: fmt.Errorf("sqs: queue %q: %w: SQS returned no result for the entry", q.name, transport.ErrNacked)})
+			failed = append(failed, driver.FailedMessage{Index: i, ID: msgs[i].ID,
+				Err: fmt.Errorf("sqs: queue %q: %w: SQS returned no result for the entry", q.name, driver.ErrNacked)})
 		}
 	}
 	return failed, nil
@@ -246,11 +239,11 @@ func entryError(q *queue, f types.BatchResultErrorEntry) error {
 	kind := codeKinds[code]
 	switch {
 	case code == "InvalidAttributeValue" && aws.ToString(f.Message) == "MessageTooLong":
-		kind = transport.ErrMessageTooLarge
+		kind = driver.ErrMessageTooLarge
 	case kind == nil && f.SenderFault:
-		kind = transport.ErrInvalidMessage
+		kind = driver.ErrInvalidMessage
 	case kind == nil:
-		kind = transport.ErrNacked
+		kind = driver.ErrNacked
 	}
 	return fmt.Errorf("sqs: queue %q refused the message: %w: %s: %s", q.name, kind, code, aws.ToString(f.Message))
 }

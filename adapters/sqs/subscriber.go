@@ -11,23 +11,24 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/courierhq/courier/transport/driver"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/courierhq/courier/message"
-	"github.com/courierhq/courier/transport"
 )
 
-// Subscribe implements transport.Driver. The subscription is the queue itself: SQS has no
+// Subscribe implements driver.Driver. The subscription is the queue itself: SQS has no
 // fan-out, so spec.Subscription only labels the messages (Message.Subscription), and several
 // subscribers of one queue, whatever their subscription names, compete for its messages.
 // Subscribe makes sure the queue exists (creating it when allowed) and, when
 // spec.NativeDeadLetter asks, that its RedrivePolicy sends messages received more than
 // MaxAttempts times to the dead-letter queue (created when allowed; FIFO for a FIFO queue).
-func (d *Driver) Subscribe(ctx context.Context, spec transport.SubscriptionSpec) (transport.Receiver, error) {
+func (d *Driver) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) (driver.Receiver, error) {
 	if d.closed.Load() {
-		return nil, fmt.Errorf("sqs: subscribe to %q: %w", spec.Topic, transport.ErrClosed)
+		return nil, fmt.Errorf("sqs: subscribe to %q: %w", spec.Topic, driver.ErrClosed)
 	}
 	create := !d.cfg.DisableCreate
 	q, err := d.queue(ctx, spec.Topic, create)
@@ -79,16 +80,16 @@ func (d *Driver) Subscribe(ctx context.Context, spec transport.SubscriptionSpec)
 }
 
 // setRedrive points q's RedrivePolicy at the dead-letter queue nd names.
-func (d *Driver) setRedrive(ctx context.Context, q *queue, nd *transport.NativeDeadLetterSpec, create bool) error {
+func (d *Driver) setRedrive(ctx context.Context, q *queue, nd *driver.NativeDeadLetterSpec, create bool) error {
 	if nd.MaxAttempts < 1 || nd.MaxAttempts > 1000 {
-		return fmt.Errorf("%w: sqs: native dead-lettering needs MaxAttempts from 1 to 1000 (SQS maxReceiveCount); got %d", transport.ErrInvalidConfig, nd.MaxAttempts)
+		return fmt.Errorf("%w: sqs: native dead-lettering needs MaxAttempts from 1 to 1000 (SQS maxReceiveCount); got %d", driver.ErrInvalidConfig, nd.MaxAttempts)
 	}
 	dq, err := d.queue(ctx, nd.Topic, create)
 	if err != nil {
 		return fmt.Errorf("sqs: dead-letter queue: %w", err)
 	}
 	if dq.fifo != q.fifo {
-		return fmt.Errorf("%w: sqs: queue %q and its dead-letter queue %q must both be FIFO or both standard", transport.ErrInvalidConfig, q.name, dq.name)
+		return fmt.Errorf("%w: sqs: queue %q and its dead-letter queue %q must both be FIFO or both standard", driver.ErrInvalidConfig, q.name, dq.name)
 	}
 	if dq.arn == "" {
 		return fmt.Errorf("sqs: dead-letter queue %q: SQS reported no QueueArn", dq.name)
@@ -120,7 +121,7 @@ func (d *Driver) setRedrive(ctx context.Context, q *queue, nd *transport.NativeD
 type receiver struct {
 	d          *Driver
 	q          *queue
-	spec       transport.SubscriptionSpec
+	spec       driver.SubscriptionSpec
 	lease      time.Duration
 	maxPollers int
 	sysAttrs   []types.MessageSystemAttributeName
@@ -173,13 +174,13 @@ func (dl *delivery) As(target any) bool {
 	return false
 }
 
-// Receive implements transport.Receiver.
+// Receive implements driver.Receiver.
 func (r *receiver) Receive(ctx context.Context, buf []*message.Message) (int, error) {
 	for {
 		r.mu.Lock()
 		if r.closed {
 			r.mu.Unlock()
-			return 0, fmt.Errorf("sqs: receive from %q: %w", r.q.name, transport.ErrClosed)
+			return 0, fmt.Errorf("sqs: receive from %q: %w", r.q.name, driver.ErrClosed)
 		}
 		if len(r.pending) > 0 {
 			n := copy(buf, r.pending)
@@ -203,7 +204,7 @@ func (r *receiver) Receive(ctx context.Context, buf []*message.Message) (int, er
 			want -= k
 			if !r.d.startPoll(func() { r.poll(k) }) {
 				r.mu.Unlock()
-				return 0, fmt.Errorf("sqs: receive from %q: %w", r.q.name, transport.ErrClosed)
+				return 0, fmt.Errorf("sqs: receive from %q: %w", r.q.name, driver.ErrClosed)
 			}
 			r.polling++
 			r.asked += k
@@ -233,9 +234,9 @@ func (r *receiver) poll(k int) {
 	closed := r.closed
 	r.mu.Unlock()
 	if err != nil && r.d.pollCtx.Err() == nil && !closed {
-		if errors.Is(err, transport.ErrTopicNotFound) || errors.Is(err, transport.ErrAccessDenied) {
+		if errors.Is(err, driver.ErrTopicNotFound) || errors.Is(err, driver.ErrAccessDenied) {
 			r.log.Error("courier: SQS receive failed; the subscription cannot continue", "error", err)
-			if errors.Is(err, transport.ErrTopicNotFound) {
+			if errors.Is(err, driver.ErrTopicNotFound) {
 				r.d.forget(r.q)
 			}
 			r.mu.Lock()
@@ -452,7 +453,7 @@ func (r *receiver) batchFailures(fs []types.BatchResultErrorEntry, failed []bool
 	code := sanitizeCode(aws.ToString(first.Code))
 	kind := codeKinds[code]
 	if kind == nil {
-		kind = transport.ErrNacked
+		kind = driver.ErrNacked
 	}
 	return fmt.Errorf("sqs: %s %d of %d messages in queue %q failed: %w: %s: %s", what, n, len(failed), r.q.name, kind, code, aws.ToString(first.Message))
 }
@@ -461,7 +462,7 @@ func (r *receiver) batchFailures(fs []types.BatchResultErrorEntry, failed []bool
 func (r *receiver) deliveryOf(m *message.Message) (*delivery, error) {
 	dl, ok := message.ReceiptOf(m).(*delivery)
 	if !ok || dl.r != r {
-		return nil, fmt.Errorf("%w: message %s was not received by this SQS subscription", transport.ErrInvalidMessage, m.ID)
+		return nil, fmt.Errorf("%w: message %s was not received by this SQS subscription", driver.ErrInvalidMessage, m.ID)
 	}
 	return dl, nil
 }
@@ -477,7 +478,7 @@ func (r *receiver) unhold(dls ...*delivery) {
 // maxDeletesInFlight bounds a receiver's concurrent DeleteMessageBatch requests.
 const maxDeletesInFlight = 4
 
-// Ack implements transport.Receiver with DeleteMessageBatch. It queues the messages and
+// Ack implements driver.Receiver with DeleteMessageBatch. It queues the messages and
 // returns: full batches of 10 go out at once, up to 4 requests in flight; a partial batch goes
 // out when no request is in flight or when one completes, so that batches fill up under load
 // and nothing waits when idle. A failed deletion is logged; SQS then redelivers the messages
@@ -580,7 +581,7 @@ func (r *receiver) batches(dls []*delivery, fn func([]*delivery)) {
 	wg.Wait()
 }
 
-// Nack implements transport.Receiver: the message's visibility timeout becomes delay (rounded
+// Nack implements driver.Receiver: the message's visibility timeout becomes delay (rounded
 // up to whole seconds, at most 12 hours), after which SQS delivers it again with its
 // ApproximateReceiveCount raised. Releases (delay 0) are coalesced into
 // ChangeMessageVisibilityBatch requests.
@@ -658,7 +659,7 @@ func (r *receiver) release(ctx context.Context, dls ...*delivery) error {
 	return nil
 }
 
-// Close implements transport.Receiver: it stops the heartbeat, makes the messages received but
+// Close implements driver.Receiver: it stops the heartbeat, makes the messages received but
 // never handed to the engine visible again at once, and waits for the queued acks' deletions. Messages the engine still holds become
 // visible when their lease runs out.
 //
@@ -670,7 +671,7 @@ func (r *receiver) Close(ctx context.Context) error {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		return transport.ErrClosed
+		return driver.ErrClosed
 	}
 	r.closed = true
 	close(r.closedCh)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/courierhq/courier/transport/driver"
+
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/transport"
 )
@@ -162,7 +164,7 @@ func Redrive(ctx context.Context, conn *transport.Conn, dlqTopic, dlqSubscriptio
 	}
 	log = log.With("courier.topic", dlqTopic, "courier.subscription", dlqSubscription)
 
-	recv, err := conn.Driver().Subscribe(ctx, transport.SubscriptionSpec{
+	recv, err := conn.Driver().Subscribe(ctx, driver.SubscriptionSpec{
 		Topic: dlqTopic, Subscription: dlqSubscription, Prefetch: max(4*opts.BatchSize, 256)})
 	if err != nil {
 		return res, fmt.Errorf("deadletter: redrive %s/%s: %w", dlqTopic, dlqSubscription, err)
@@ -200,7 +202,7 @@ func Redrive(ctx context.Context, conn *transport.Conn, dlqTopic, dlqSubscriptio
 
 type redriver struct {
 	conn, target *transport.Conn
-	recv         transport.Receiver
+	recv         driver.Receiver
 	opts         RedriveOptions
 	log          *slog.Logger
 	res          *RedriveResult

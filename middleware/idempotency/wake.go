@@ -1,6 +1,10 @@
 package idempotency
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/courierhq/courier/internal/keyhash"
+)
 
 // wakeList lets a copy of a message that found its key claimed in this process look again as
 // soon as the claim ends, instead of after its delay. Entries are removed when woken; a key
@@ -17,14 +21,7 @@ type wakeList struct {
 // closed is a channel that is closed: a wake-up that already happened.
 var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
-func slot(key string) int {
-	h := uint32(2166136261)
-	for i := 0; i < len(key); i++ {
-		h ^= uint32(key[i])
-		h *= 16777619
-	}
-	return int(h % 256)
-}
+func slot(key string) int { return keyhash.Index(key, 256) }
 
 // add returns the channel closed when key's claim in this process ends (already closed if it
 // ended just now).

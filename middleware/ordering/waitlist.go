@@ -3,6 +3,8 @@ package ordering
 import (
 	"sync"
 	"time"
+
+	"github.com/courierhq/courier/internal/keyhash"
 )
 
 // waitlist knows which sequenced messages wait in this process (deferred with Hold), so that
@@ -32,14 +34,7 @@ type waitlist struct {
 // closed is a channel that is closed: a wake-up that already happened.
 var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
-func slot(skey string) int {
-	h := uint32(2166136261)
-	for i := 0; i < len(skey); i++ {
-		h ^= uint32(skey[i])
-		h *= 16777619
-	}
-	return int(h % 256)
-}
+func slot(skey string) int { return keyhash.Index(skey, 256) }
 
 type waiter struct {
 	ch    chan struct{}

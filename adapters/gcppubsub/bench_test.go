@@ -1,4 +1,4 @@
-package pubsub_test
+package gcppubsub_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 
-	courierpubsub "github.com/courierhq/courier/adapters/pubsub"
+	"github.com/courierhq/courier/adapters/gcppubsub"
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/transport"
 )
@@ -30,7 +30,7 @@ var benchPayload = make([]byte, 256)
 
 func benchConn(b *testing.B, addr string) *transport.Conn {
 	b.Helper()
-	return openConn(b, addr, courierpubsub.Config{Prefix: fmt.Sprintf("b%s%d-", runID, time.Now().UnixNano()%1e9)})
+	return openConn(b, addr, gcppubsub.Config{Prefix: fmt.Sprintf("b%s%d-", runID, time.Now().UnixNano()%1e9)})
 }
 
 func BenchmarkPublish(b *testing.B) {
@@ -94,11 +94,11 @@ func benchID(n int) string {
 func rawPublisher(c *pubsub.Client, topicID string) *pubsub.Publisher {
 	p := c.Publisher(topicPath(topicID))
 	p.EnableMessageOrdering = true
-	p.PublishSettings.DelayThreshold = courierpubsub.DefaultPublishDelay
-	p.PublishSettings.CountThreshold = courierpubsub.DefaultPublishBatch
+	p.PublishSettings.DelayThreshold = gcppubsub.DefaultPublishDelay
+	p.PublishSettings.CountThreshold = gcppubsub.DefaultPublishBatch
 	p.PublishSettings.FlowControlSettings = pubsub.FlowControlSettings{
-		MaxOutstandingMessages: courierpubsub.DefaultPublishMaxOutstanding,
-		MaxOutstandingBytes:    courierpubsub.DefaultPublishMaxOutstandingBytes,
+		MaxOutstandingMessages: gcppubsub.DefaultPublishMaxOutstanding,
+		MaxOutstandingBytes:    gcppubsub.DefaultPublishMaxOutstandingBytes,
 		LimitExceededBehavior:  pubsub.FlowControlBlock,
 	}
 	return p
@@ -150,7 +150,7 @@ func BenchmarkConsume(b *testing.B) {
 		}
 		if _, err := client.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
 			Name: subPath(id), Topic: topicPath(id), EnableMessageOrdering: true,
-			AckDeadlineSeconds: int32(courierpubsub.DefaultAckDeadline / time.Second),
+			AckDeadlineSeconds: int32(gcppubsub.DefaultAckDeadline / time.Second),
 		}); err != nil {
 			b.Fatal(err)
 		}
@@ -170,8 +170,8 @@ func BenchmarkConsume(b *testing.B) {
 		p.Stop()
 		s := client.Subscriber(subPath(id))
 		s.ReceiveSettings.MaxOutstandingMessages = prefetch
-		s.ReceiveSettings.NumGoroutines = courierpubsub.DefaultReceiveStreams
-		s.ReceiveSettings.MaxDurationPerAckExtension = courierpubsub.DefaultAckDeadline
+		s.ReceiveSettings.NumGoroutines = gcppubsub.DefaultReceiveStreams
+		s.ReceiveSettings.MaxDurationPerAckExtension = gcppubsub.DefaultAckDeadline
 		var handled atomic.Int64
 		rctx, cancel := context.WithCancel(ctx)
 		defer cancel()

@@ -1,4 +1,4 @@
-package pubsub
+package gcppubsub
 
 import (
 	"context"
@@ -7,13 +7,14 @@ import (
 	"slices"
 	"sync/atomic"
 
+	"github.com/courierhq/courier/transport/driver"
+
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/courierhq/courier/message"
-	"github.com/courierhq/courier/transport"
 )
 
 // topicPublisher is the client's publisher for one topic, made once per connection.
@@ -31,7 +32,7 @@ func (d *Driver) publisher(ctx context.Context, topic, id string) (*topicPublish
 	d.mu.Lock()
 	if d.closed.Load() {
 		d.mu.Unlock()
-		return nil, transport.ErrClosed
+		return nil, driver.ErrClosed
 	}
 	tp := d.pubs[id]
 	if tp == nil {
@@ -103,12 +104,12 @@ func (d *Driver) ensureTopic(ctx context.Context, topic, id string) error {
 	case codes.NotFound:
 		// CreateTopic answers NotFound only when the project itself is not there.
 		return fmt.Errorf("pubsub: create topic %q: %w: project %q not found, or not visible to these credentials: %w",
-			topic, transport.ErrInvalidConfig, d.cfg.Project, err)
+			topic, driver.ErrInvalidConfig, d.cfg.Project, err)
 	}
-	return wrap(ctx, fmt.Sprintf("create topic %q", topic), err, transport.ErrTopicNotFound, transport.ErrInvalidConfig)
+	return wrap(ctx, fmt.Sprintf("create topic %q", topic), err, driver.ErrTopicNotFound, driver.ErrInvalidConfig)
 }
 
-// Publish implements transport.Driver. It hands every message to the client's publisher for
+// Publish implements driver.Driver. It hands every message to the client's publisher for
 // the topic (batching, ordering keys, flow control that blocks) and waits for each result.
 //
 // Ordering keys: when a message with key K fails, the client pauses K. Every later message
@@ -119,7 +120,7 @@ func (d *Driver) ensureTopic(ctx context.Context, topic, id string) error {
 // order after a failure is the caller's to restore.
 func (d *Driver) Publish(ctx context.Context, topic string, msgs []*message.Message) error {
 	if d.closed.Load() {
-		return fmt.Errorf("pubsub: publish to %q: %w", topic, transport.ErrClosed)
+		return fmt.Errorf("pubsub: publish to %q: %w", topic, driver.ErrClosed)
 	}
 	id, err := d.topicID(topic)
 	if err != nil {
@@ -133,13 +134,13 @@ func (d *Driver) Publish(ctx context.Context, topic string, msgs []*message.Mess
 
 	var (
 		results = make([]*pubsub.PublishResult, len(msgs))
-		failed  []transport.FailedMessage
+		failed  []driver.FailedMessage
 		// firstFail maps an ordering key to the index of its first failed message.
 		firstFail map[string]int
 	)
 	fail := func(i int, err error) {
 		m := msgs[i]
-		failed = append(failed, transport.FailedMessage{Index: i, ID: m.ID, Err: err})
+		failed = append(failed, driver.FailedMessage{Index: i, ID: m.ID, Err: err})
 		if m.Key != "" {
 			if firstFail == nil {
 				firstFail = map[string]int{}
@@ -151,7 +152,7 @@ func (d *Driver) Publish(ctx context.Context, topic string, msgs []*message.Mess
 	}
 	// notSent is the error of a message held back because an earlier one with its key failed.
 	notSent := func(first int) error {
-		f := failed[slices.IndexFunc(failed, func(f transport.FailedMessage) bool { return f.Index == first })]
+		f := failed[slices.IndexFunc(failed, func(f driver.FailedMessage) bool { return f.Index == first })]
 		return fmt.Errorf("pubsub: not published, to keep key order: message %d with the same key failed first: %w", first, f.Err)
 	}
 
@@ -180,7 +181,7 @@ func (d *Driver) Publish(ctx context.Context, topic string, msgs []*message.Mess
 		var paused pubsub.ErrPublishingPaused
 		switch first, blocked := firstFail[m.Key]; {
 		case errors.Is(err, context.DeadlineExceeded):
-			fail(i, fmt.Errorf("pubsub: no publish result before the deadline; the message may or may not have been published: %w: %w", transport.ErrUnavailable, err))
+			fail(i, fmt.Errorf("pubsub: no publish result before the deadline; the message may or may not have been published: %w: %w", driver.ErrUnavailable, err))
 		case errors.Is(err, context.Canceled):
 			fail(i, fmt.Errorf("pubsub: publishing cancelled before its result; the message may or may not have been published: %w", err))
 		case blocked && m.Key != "":
@@ -188,13 +189,13 @@ func (d *Driver) Publish(ctx context.Context, topic string, msgs []*message.Mess
 		case errors.As(err, &paused):
 			// Paused by a failure outside this call (another goroutine's, or one whose
 			// result an earlier call stopped waiting for). Resumed below.
-			fail(i, fmt.Errorf("pubsub: not sent: key %q was paused by an earlier failed publish; retry: %w", m.Key, transport.ErrUnavailable))
+			fail(i, fmt.Errorf("pubsub: not sent: key %q was paused by an earlier failed publish; retry: %w", m.Key, driver.ErrUnavailable))
 		default:
-			refused := transport.ErrInvalidMessage // InvalidArgument: Pub/Sub will never take it
+			refused := driver.ErrInvalidMessage // InvalidArgument: Pub/Sub will never take it
 			if status.Code(err) == codes.FailedPrecondition {
-				refused = transport.ErrNacked // the topic cannot take messages now
+				refused = driver.ErrNacked // the topic cannot take messages now
 			}
-			fail(i, wrap(ctx, fmt.Sprintf("publish to %q", topic), err, transport.ErrTopicNotFound, refused))
+			fail(i, wrap(ctx, fmt.Sprintf("publish to %q", topic), err, driver.ErrTopicNotFound, refused))
 			if status.Code(err) == codes.NotFound {
 				tp.recheck.Store(true)
 			}
@@ -206,6 +207,6 @@ func (d *Driver) Publish(ctx context.Context, topic string, msgs []*message.Mess
 	if failed == nil {
 		return nil
 	}
-	slices.SortFunc(failed, func(a, b transport.FailedMessage) int { return a.Index - b.Index })
-	return &transport.PublishError{Topic: topic, Total: len(msgs), Failed: failed}
+	slices.SortFunc(failed, func(a, b driver.FailedMessage) int { return a.Index - b.Index })
+	return &driver.PublishError{Topic: topic, Total: len(msgs), Failed: failed}
 }

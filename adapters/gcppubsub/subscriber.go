@@ -1,4 +1,4 @@
-package pubsub
+package gcppubsub
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/courierhq/courier/transport/driver"
 
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
@@ -29,13 +31,13 @@ type subInfo struct {
 	minBackoff time.Duration
 }
 
-// Subscribe implements transport.Driver: it makes sure the subscription exists (creating
+// Subscribe implements driver.Driver: it makes sure the subscription exists (creating
 // the topic and the subscription when allowed: message ordering on when spec.Ordered, a
 // dead-letter policy when spec.NativeDeadLetter is set) and returns a receiver. Streaming
 // starts on the receiver's first Receive.
-func (d *Driver) Subscribe(ctx context.Context, spec transport.SubscriptionSpec) (transport.Receiver, error) {
+func (d *Driver) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) (driver.Receiver, error) {
 	if d.closed.Load() {
-		return nil, fmt.Errorf("pubsub: subscribe: %w", transport.ErrClosed)
+		return nil, fmt.Errorf("pubsub: subscribe: %w", driver.ErrClosed)
 	}
 	topicID, err := d.topicID(spec.Topic)
 	if err != nil {
@@ -67,7 +69,7 @@ func (d *Driver) Subscribe(ctx context.Context, spec transport.SubscriptionSpec)
 	return d.newReceiver(spec, subID, info), nil
 }
 
-func (d *Driver) ensureSubscription(ctx context.Context, spec transport.SubscriptionSpec, topicID, subID string, dl *pubsubpb.DeadLetterPolicy) (subInfo, error) {
+func (d *Driver) ensureSubscription(ctx context.Context, spec driver.SubscriptionSpec, topicID, subID string, dl *pubsubpb.DeadLetterPolicy) (subInfo, error) {
 	what := fmt.Sprintf("subscription %q", spec.Subscription)
 	admin := d.client.SubscriptionAdminClient
 	for attempt := 0; ; attempt++ {
@@ -78,7 +80,7 @@ func (d *Driver) ensureSubscription(ctx context.Context, spec transport.Subscrip
 		case codes.NotFound:
 			if d.cfg.DisableCreate {
 				return subInfo{}, fmt.Errorf("pubsub: %s (Pub/Sub ID %q) does not exist and creation is off: %w",
-					what, subID, transport.ErrSubscriptionNotFound)
+					what, subID, driver.ErrSubscriptionNotFound)
 			}
 			s, err = d.createSubscription(ctx, spec, topicID, subID, dl)
 			if status.Code(err) == codes.AlreadyExists && attempt == 0 {
@@ -103,7 +105,7 @@ func (d *Driver) ensureSubscription(ctx context.Context, spec transport.Subscrip
 			}
 			return subInfo{}, nil
 		default:
-			return subInfo{}, wrap(ctx, "get "+what, err, transport.ErrSubscriptionNotFound, transport.ErrInvalidConfig)
+			return subInfo{}, wrap(ctx, "get "+what, err, driver.ErrSubscriptionNotFound, driver.ErrInvalidConfig)
 		}
 	}
 }
@@ -117,15 +119,15 @@ func infoOf(s *pubsubpb.Subscription) subInfo {
 }
 
 // checkSubscription validates an existing subscription against what the subscriber asks for.
-func (d *Driver) checkSubscription(ctx context.Context, spec transport.SubscriptionSpec, s *pubsubpb.Subscription, topicID string, dl *pubsubpb.DeadLetterPolicy) (subInfo, error) {
+func (d *Driver) checkSubscription(ctx context.Context, spec driver.SubscriptionSpec, s *pubsubpb.Subscription, topicID string, dl *pubsubpb.DeadLetterPolicy) (subInfo, error) {
 	what := fmt.Sprintf("subscription %q", spec.Subscription)
 	switch s.Topic {
 	case d.topicPath(topicID):
 	case deletedTopic:
-		return subInfo{}, fmt.Errorf("pubsub: %s belongs to a deleted topic; delete the subscription to reuse its name: %w", what, transport.ErrTopicNotFound)
+		return subInfo{}, fmt.Errorf("pubsub: %s belongs to a deleted topic; delete the subscription to reuse its name: %w", what, driver.ErrTopicNotFound)
 	default:
 		return subInfo{}, fmt.Errorf("pubsub: %s already exists on topic %q, not %q: Pub/Sub subscription IDs are project-wide, so choose another name (or a Prefix): %w",
-			what, s.Topic, d.topicPath(topicID), transport.ErrInvalidTopic)
+			what, s.Topic, d.topicPath(topicID), driver.ErrInvalidTopic)
 	}
 	if spec.Ordered && !s.EnableMessageOrdering {
 		d.log.Debug("courier: Pub/Sub subscription was created without message ordering, which cannot be changed; per-key order holds within one subscriber only, and redeliveries may come out of order",
@@ -136,7 +138,7 @@ func (d *Driver) checkSubscription(ctx context.Context, spec transport.Subscript
 		if cur.GetDeadLetterTopic() != dl.DeadLetterTopic || cur.GetMaxDeliveryAttempts() != dl.MaxDeliveryAttempts {
 			if d.cfg.DisableCreate {
 				if cur == nil {
-					return subInfo{}, fmt.Errorf("pubsub: %s has no dead-letter policy, and creation (and update) is off: %w", what, transport.ErrInvalidConfig)
+					return subInfo{}, fmt.Errorf("pubsub: %s has no dead-letter policy, and creation (and update) is off: %w", what, driver.ErrInvalidConfig)
 				}
 				d.log.Warn("courier: Pub/Sub subscription's dead-letter policy differs from the one asked for; creation is off, so it stays",
 					"pubsub.subscription", s.Name, "dead_letter_topic", cur.GetDeadLetterTopic(), "max_delivery_attempts", cur.GetMaxDeliveryAttempts())
@@ -150,7 +152,7 @@ func (d *Driver) checkSubscription(ctx context.Context, spec transport.Subscript
 					UpdateMask:   &fieldmaskpb.FieldMask{Paths: []string{"dead_letter_policy"}},
 				})
 				if err != nil {
-					return subInfo{}, wrap(ctx, "set the dead-letter policy of "+what, err, transport.ErrSubscriptionNotFound, transport.ErrInvalidConfig)
+					return subInfo{}, wrap(ctx, "set the dead-letter policy of "+what, err, driver.ErrSubscriptionNotFound, driver.ErrInvalidConfig)
 				}
 				d.log.Info("courier: set the Pub/Sub subscription's dead-letter policy", "pubsub.subscription", s.Name,
 					"dead_letter_topic", dl.DeadLetterTopic, "max_delivery_attempts", dl.MaxDeliveryAttempts)
@@ -161,7 +163,7 @@ func (d *Driver) checkSubscription(ctx context.Context, spec transport.Subscript
 	return infoOf(s), nil
 }
 
-func (d *Driver) createSubscription(ctx context.Context, spec transport.SubscriptionSpec, topicID, subID string, dl *pubsubpb.DeadLetterPolicy) (*pubsubpb.Subscription, error) {
+func (d *Driver) createSubscription(ctx context.Context, spec driver.SubscriptionSpec, topicID, subID string, dl *pubsubpb.DeadLetterPolicy) (*pubsubpb.Subscription, error) {
 	what := fmt.Sprintf("subscription %q", spec.Subscription)
 	if err := d.ensureTopic(ctx, spec.Topic, topicID); err != nil {
 		return nil, err
@@ -193,16 +195,16 @@ func (d *Driver) createSubscription(ctx context.Context, spec transport.Subscrip
 	case codes.AlreadyExists:
 		return nil, err
 	case codes.NotFound:
-		return nil, fmt.Errorf("pubsub: create %s: topic %q (or the dead-letter topic) does not exist: %w: %w", what, spec.Topic, transport.ErrTopicNotFound, err)
+		return nil, fmt.Errorf("pubsub: create %s: topic %q (or the dead-letter topic) does not exist: %w: %w", what, spec.Topic, driver.ErrTopicNotFound, err)
 	}
-	return nil, wrap(ctx, "create "+what, err, transport.ErrTopicNotFound, transport.ErrInvalidConfig)
+	return nil, wrap(ctx, "create "+what, err, driver.ErrTopicNotFound, driver.ErrInvalidConfig)
 }
 
 // ensureDeadLetterTopic creates the dead-letter topic and, on it, the subscription
 // "<subscription>.dlq" that retains what Pub/Sub moves there (Pub/Sub drops messages sent to
 // a topic without subscriptions) — the same subscription the engine keeps for its own
 // dead-lettering.
-func (d *Driver) ensureDeadLetterTopic(ctx context.Context, spec transport.SubscriptionSpec, dl *pubsubpb.DeadLetterPolicy) error {
+func (d *Driver) ensureDeadLetterTopic(ctx context.Context, spec driver.SubscriptionSpec, dl *pubsubpb.DeadLetterPolicy) error {
 	dlName := spec.NativeDeadLetter.Topic
 	dlID, _ := d.topicID(dlName) // checked by Subscribe
 	if err := d.ensureTopic(ctx, dlName, dlID); err != nil {
@@ -224,10 +226,10 @@ func (d *Driver) ensureDeadLetterTopic(ctx context.Context, spec transport.Subsc
 	case codes.AlreadyExists:
 		return nil
 	}
-	return wrap(ctx, fmt.Sprintf("create dead-letter subscription %q", spec.Subscription+transport.DeadLetterSuffix), err, transport.ErrTopicNotFound, transport.ErrInvalidConfig)
+	return wrap(ctx, fmt.Sprintf("create dead-letter subscription %q", spec.Subscription+transport.DeadLetterSuffix), err, driver.ErrTopicNotFound, driver.ErrInvalidConfig)
 }
 
-// receiver bridges the client's callback-driven streaming pull to transport.Receiver.
+// receiver bridges the client's callback-driven streaming pull to driver.Receiver.
 //
 // Each message the client delivers runs the callback, which hands a delivery to Receive over
 // an unbuffered channel and then stays until the engine settles the message (ack, nack) —
@@ -237,7 +239,7 @@ func (d *Driver) ensureDeadLetterTopic(ctx context.Context, spec transport.Subsc
 // stream fails), every callback still waiting nacks its message, so nothing stays leased.
 type receiver struct {
 	d       *Driver
-	spec    transport.SubscriptionSpec
+	spec    driver.SubscriptionSpec
 	sub     *pubsub.Subscriber
 	subID   string
 	info    subInfo
@@ -250,7 +252,7 @@ type receiver struct {
 	err       error         // its error, read after done
 }
 
-func (d *Driver) newReceiver(spec transport.SubscriptionSpec, subID string, info subInfo) *receiver {
+func (d *Driver) newReceiver(spec driver.SubscriptionSpec, subID string, info subInfo) *receiver {
 	s := d.client.Subscriber(d.subscriptionPath(subID))
 	prefetch := spec.Prefetch
 	if prefetch <= 0 {
@@ -307,10 +309,10 @@ func (r *receiver) callback(ctx context.Context, pm *pubsub.Message) {
 	}
 }
 
-// Receive implements transport.Receiver.
+// Receive implements driver.Receiver.
 func (r *receiver) Receive(ctx context.Context, buf []*message.Message) (int, error) {
 	if r.closed.Load() {
-		return 0, transport.ErrClosed
+		return 0, driver.ErrClosed
 	}
 	if len(buf) == 0 {
 		return 0, nil
@@ -341,23 +343,23 @@ func (r *receiver) Receive(ctx context.Context, buf []*message.Message) (int, er
 // failure says why the client's Receive ended.
 func (r *receiver) failure() error {
 	if r.closed.Load() {
-		return transport.ErrClosed
+		return driver.ErrClosed
 	}
 	if r.err == nil {
-		return fmt.Errorf("pubsub: streaming pull of subscription %q ended: %w", r.spec.Subscription, transport.ErrUnavailable)
+		return fmt.Errorf("pubsub: streaming pull of subscription %q ended: %w", r.spec.Subscription, driver.ErrUnavailable)
 	}
-	return wrap(context.Background(), fmt.Sprintf("streaming pull of subscription %q", r.spec.Subscription), r.err, transport.ErrSubscriptionNotFound, transport.ErrInvalidConfig)
+	return wrap(context.Background(), fmt.Sprintf("streaming pull of subscription %q", r.spec.Subscription), r.err, driver.ErrSubscriptionNotFound, driver.ErrInvalidConfig)
 }
 
 func deliveryOf(m *message.Message) (*delivery, error) {
 	dv, ok := message.ReceiptOf(m).(*delivery)
 	if !ok {
-		return nil, fmt.Errorf("%w: message %s was not received from Pub/Sub", transport.ErrInvalidMessage, m.ID)
+		return nil, fmt.Errorf("%w: message %s was not received from Pub/Sub", driver.ErrInvalidMessage, m.ID)
 	}
 	return dv, nil
 }
 
-// Ack implements transport.Receiver. The client sends acks in batches every 100ms, and
+// Ack implements driver.Receiver. The client sends acks in batches every 100ms, and
 // before its Receive returns.
 func (r *receiver) Ack(_ context.Context, msgs []*message.Message) error {
 	var errs []error
@@ -372,7 +374,7 @@ func (r *receiver) Ack(_ context.Context, msgs []*message.Message) error {
 	return errors.Join(errs...)
 }
 
-// Nack implements transport.Receiver: the message is redelivered no sooner than delay from
+// Nack implements driver.Receiver: the message is redelivered no sooner than delay from
 // now. Pub/Sub has no per-message delay, so the adapter keeps the message leased (the client
 // extends its ack deadline) for the part of delay the subscription's retry policy does not
 // already cover, then nacks it. See "Retries" in the package documentation.
@@ -391,12 +393,12 @@ func holdFor(delay, minBackoff time.Duration) time.Duration {
 	return max(delay-minBackoff, 0)
 }
 
-// Close implements transport.Receiver: the streaming pull stops, every message still held is
+// Close implements driver.Receiver: the streaming pull stops, every message still held is
 // nacked (redelivered at once; messages waiting out a retry delay too), pending acks are
 // sent, and Close returns once the client has finished.
 func (r *receiver) Close(ctx context.Context) error {
 	if !r.closed.CompareAndSwap(false, true) {
-		return transport.ErrClosed
+		return driver.ErrClosed
 	}
 	neverStarted := false
 	r.startOnce.Do(func() { neverStarted = true; close(r.done) })

@@ -9,7 +9,7 @@
 // honours: the adapter then speaks plaintext gRPC without credentials.
 //
 // A Courier topic is a Pub/Sub topic and a Courier subscription a Pub/Sub subscription on
-// it. Escape hatches: Conn.Driver().(*pubsub.Driver).Client() is the client, and
+// it. Escape hatches: Conn.Driver().(*gcppubsub.Driver).Client() is the client, and
 // Message.As(&m) with m a *pubsub.Message gives the received Pub/Sub message.
 //
 // # Names
@@ -17,11 +17,11 @@
 // Topic and subscription IDs are Config.Prefix followed by the Courier name, and must follow
 // Pub/Sub's rules: 3 to 255 characters, starting with a letter, then letters, digits and
 // - _ . ~ + %, not starting with "goog". A name that breaks them fails with
-// transport.ErrInvalidTopic before any call is made. Messages and dead-letter headers carry
+// driver.ErrInvalidTopic before any call is made. Messages and dead-letter headers carry
 // the Courier name, without the prefix.
 //
 // Subscription IDs are project-wide, not per topic: "workers" can exist once in a project.
-// Subscribing to a name that exists on another topic fails with transport.ErrInvalidTopic.
+// Subscribing to a name that exists on another topic fails with driver.ErrInvalidTopic.
 // Choose unique names, or give each environment its own Prefix. The engine's default
 // dead-lettering keeps a subscription named "<subscription>.dlq" on "<topic>.dlq", so that
 // name is taken too.
@@ -34,13 +34,13 @@
 // subscription is used as it is, except that a requested dead-letter policy is set on it.
 // Pub/Sub cannot turn message ordering on for an existing subscription; per-key order then
 // holds within one subscriber only. With Config.DisableCreate (URL create=false), a missing
-// topic is transport.ErrTopicNotFound on publish and a missing subscription
-// transport.ErrSubscriptionNotFound on subscribe; the default dead-letter topic and its
+// topic is driver.ErrTopicNotFound on publish and a missing subscription
+// driver.ErrSubscriptionNotFound on subscribe; the default dead-letter topic and its
 // "<subscription>.dlq" subscription must then exist too. A publisher allowed to publish but
 // not to create topics still works: a PermissionDenied on creation is taken to mean "the
 // topic probably exists", and Publish tells. A project Pub/Sub does not know is reported as
-// transport.ErrInvalidConfig naming it; PermissionDenied and Unauthenticated are
-// transport.ErrAccessDenied.
+// driver.ErrInvalidConfig naming it; PermissionDenied and Unauthenticated are
+// driver.ErrAccessDenied.
 //
 // # Publishing
 //
@@ -50,7 +50,7 @@
 // default of ignoring its limits: beyond Config.PublishMaxOutstanding messages or
 // PublishMaxOutstandingBytes not yet confirmed, Publish waits (bounded by its context).
 // Publish returns once Pub/Sub has answered for every message; failures are reported per
-// message in a *transport.PublishError.
+// message in a *driver.PublishError.
 //
 // Message.ID travels in the attribute courier-id (Pub/Sub assigns its own message IDs),
 // PublishTime in courier-published, Key as the ordering key and each header as an attribute.
@@ -80,8 +80,8 @@
 //
 // Closing a receiver nacks what it still holds (such messages are redelivered at once) and
 // returns once the client has sent its last acks. A stream that cannot open because the
-// subscription is gone or access is refused ends Run with transport.ErrSubscriptionNotFound
-// or transport.ErrAccessDenied; streams the server closes, and transient errors, are
+// subscription is gone or access is refused ends Run with driver.ErrSubscriptionNotFound
+// or driver.ErrAccessDenied; streams the server closes, and transient errors, are
 // reopened by the client without ending Run.
 //
 // # Retries
@@ -141,4 +141,4 @@
 // service.
 //
 // Every conformance feature is supported; none is declared Unsupported.
-package pubsub
+package gcppubsub

@@ -1,14 +1,15 @@
-package pubsub
+package gcppubsub
 
 import (
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/courierhq/courier/transport/driver"
+
 	"cloud.google.com/go/pubsub/v2"
 
 	"github.com/courierhq/courier/message"
-	"github.com/courierhq/courier/transport"
 )
 
 // The mapping between a Courier message and a Pub/Sub message:
@@ -39,13 +40,13 @@ func (f *timeFormatter) format(t time.Time) string {
 }
 
 // marshal builds the Pub/Sub message for m, or says why Pub/Sub would refuse it. The error
-// wraps transport.ErrInvalidMessage.
+// wraps driver.ErrInvalidMessage.
 func marshal(m *message.Message, tf *timeFormatter) (*pubsub.Message, error) {
 	if len(m.Key) > MaxOrderingKeyBytes {
-		return nil, fmt.Errorf("%w: key is %d bytes; Pub/Sub ordering keys are at most %d", transport.ErrInvalidMessage, len(m.Key), MaxOrderingKeyBytes)
+		return nil, fmt.Errorf("%w: key is %d bytes; Pub/Sub ordering keys are at most %d", driver.ErrInvalidMessage, len(m.Key), MaxOrderingKeyBytes)
 	}
 	if len(m.ID) > MaxAttributeValueBytes {
-		return nil, fmt.Errorf("%w: ID is %d bytes; Pub/Sub carries it in an attribute of at most %d", transport.ErrInvalidMessage, len(m.ID), MaxAttributeValueBytes)
+		return nil, fmt.Errorf("%w: ID is %d bytes; Pub/Sub carries it in an attribute of at most %d", driver.ErrInvalidMessage, len(m.ID), MaxAttributeValueBytes)
 	}
 	attrs := make(map[string]string, len(m.Headers)+2)
 	for k, v := range m.Headers {
@@ -53,12 +54,12 @@ func marshal(m *message.Message, tf *timeFormatter) (*pubsub.Message, error) {
 			continue // Message.ID and PublishTime are authoritative
 		}
 		if strings.HasPrefix(k, "goog") {
-			return nil, fmt.Errorf("%w: header %q: Pub/Sub reserves attribute names starting with \"goog\"", transport.ErrInvalidMessage, k)
+			return nil, fmt.Errorf("%w: header %q: Pub/Sub reserves attribute names starting with \"goog\"", driver.ErrInvalidMessage, k)
 		}
 		attrs[k] = v
 	}
 	if len(attrs) > MaxAttributes-2 {
-		return nil, fmt.Errorf("%w: %d headers; Pub/Sub allows %d attributes, of which Courier uses 2", transport.ErrInvalidMessage, len(attrs), MaxAttributes)
+		return nil, fmt.Errorf("%w: %d headers; Pub/Sub allows %d attributes, of which Courier uses 2", driver.ErrInvalidMessage, len(attrs), MaxAttributes)
 	}
 	attrs[message.HeaderID] = m.ID
 	if !m.PublishTime.IsZero() {

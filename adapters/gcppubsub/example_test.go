@@ -1,4 +1,4 @@
-package pubsub_test
+package gcppubsub_test
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"log"
 	"time"
 
-	"github.com/courierhq/courier/adapters/pubsub"
+	"github.com/courierhq/courier/adapters/gcppubsub"
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/transport"
 )
@@ -15,7 +15,7 @@ import (
 // Google, leave Endpoint empty and let the standard credential chain do its work.
 func Example() {
 	ctx := context.Background()
-	conn, err := pubsub.Open(ctx, pubsub.Config{
+	conn, err := gcppubsub.Open(ctx, gcppubsub.Config{
 		Project:  "my-project",
 		Endpoint: "localhost:8085", // an emulator; omit for Google
 		Prefix:   "staging-",       // topic "orders" is Pub/Sub topic "staging-orders"

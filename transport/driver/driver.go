@@ -1,4 +1,11 @@
-package transport
+// Package driver is the contract between Courier and an adapter: what an adapter author
+// implements (Driver, Receiver and the optional Rejecter and DeadLetterNamer), what it
+// describes (Capabilities), what it is asked for (SubscriptionSpec), the error kinds it maps
+// its broker's errors onto, and how it makes itself available to transport.Open (Register).
+//
+// Users never import this package: they hold a *transport.Conn. transport re-exports the
+// names a user needs (the error kinds, PublishError, Capabilities).
+package driver
 
 import (
 	"context"
@@ -8,10 +15,11 @@ import (
 )
 
 // Driver is what an adapter implements: broker I/O and mapping, nothing more. Concurrency,
-// per-key ordering, retries, dead-letter hand-off and graceful shutdown live in this package
+// per-key ordering, retries, dead-letter hand-off and graceful shutdown live in package transport
 // (the consumer engine) and are the same for every broker.
 //
-// A Driver must be safe for concurrent use. Users never call it directly; they hold a *Conn.
+// A Driver must be safe for concurrent use. Users never call it directly; they hold a
+// *transport.Conn.
 type Driver interface {
 	// Capabilities describes what the broker can do; the engine and the conformance suite
 	// adapt to it.

@@ -1,4 +1,4 @@
-package pubsub_test
+package gcppubsub_test
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	courierpubsub "github.com/courierhq/courier/adapters/pubsub"
+	"github.com/courierhq/courier/adapters/gcppubsub"
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/transport"
 )
@@ -60,7 +60,7 @@ func (f *failPublish) React(req any) (bool, any, error) {
 func TestOrderedPublishErrorResumes(t *testing.T) {
 	inject := &failPublish{keys: map[string]int{}, code: codes.FailedPrecondition}
 	srv := newServer(t, pstest.ServerReactorOption{FuncName: "Publish", Reactor: inject})
-	c := openConn(t, srv.Addr, courierpubsub.Config{})
+	c := openConn(t, srv.Addr, gcppubsub.Config{})
 	topic := "orders"
 	rec := consume(t, c, topic, "orders-sub", transport.SubscriberConfig{}, nil)
 
@@ -123,7 +123,7 @@ func TestPermissionDenied(t *testing.T) {
 		opts = append(opts, pstest.WithErrorInjection(fn, codes.PermissionDenied, "User not authorized to perform this action."))
 	}
 	srv := newServer(t, opts...)
-	c := openConn(t, srv.Addr, courierpubsub.Config{})
+	c := openConn(t, srv.Addr, gcppubsub.Config{})
 
 	err := c.Publish(ctxT(t), "payments", &message.Message{ID: "p1", Payload: []byte("x")})
 	var pe *transport.PublishError
@@ -142,7 +142,7 @@ func TestPermissionDenied(t *testing.T) {
 func TestCreationOff(t *testing.T) {
 	addr := emulator(t)
 	prefix := testPrefix(t)
-	c := openConn(t, addr, courierpubsub.Config{DisableCreate: true})
+	c := openConn(t, addr, gcppubsub.Config{DisableCreate: true})
 	ownDLQ := transport.SubscriberConfig{DeadLetter: transport.DeadLetterFunc(
 		func(context.Context, *message.Message, transport.Failure) error { return nil })}
 
@@ -182,7 +182,7 @@ func TestBadProject(t *testing.T) {
 	}
 	srv := newServer(t, pstest.WithErrorInjection("CreateTopic", codes.NotFound,
 		"Requested project not found or user does not have access to it (project=nowhere-123456)."))
-	c := openConn(t, srv.Addr, courierpubsub.Config{Project: "nowhere-123456"})
+	c := openConn(t, srv.Addr, gcppubsub.Config{Project: "nowhere-123456"})
 	err := c.Publish(ctxT(t), "events", &message.Message{ID: "e1"})
 	if !errors.Is(err, transport.ErrInvalidConfig) || !strings.Contains(err.Error(), `project "nowhere-123456" not found`) {
 		t.Errorf("publish in an unknown project: err = %v; want ErrInvalidConfig naming the project", err)
@@ -193,7 +193,7 @@ func TestBadProject(t *testing.T) {
 // name taken on another topic is refused (IDs are project-wide).
 func TestNames(t *testing.T) {
 	addr := emulator(t)
-	bare := openConn(t, addr, courierpubsub.Config{Prefix: "n" + runID + "-"})
+	bare := openConn(t, addr, gcppubsub.Config{Prefix: "n" + runID + "-"})
 	for _, tc := range []struct{ topic, sub, mention string }{
 		{"ab:c", "sub-1", "only letters"},
 		{"orders", "goog", ""}, // "n…-goog" is fine: the prefix leads
@@ -210,7 +210,7 @@ func TestNames(t *testing.T) {
 		}
 	}
 
-	c := openConn(t, addr, courierpubsub.Config{Prefix: testPrefix(t)})
+	c := openConn(t, addr, gcppubsub.Config{Prefix: testPrefix(t)})
 	own := transport.SubscriberConfig{DeadLetter: transport.DeadLetterFunc(
 		func(context.Context, *message.Message, transport.Failure) error { return nil })}
 	if _, err := c.Subscribe(ctxT(t), "topic-a", "worker", own); err != nil {
@@ -225,7 +225,7 @@ func TestNames(t *testing.T) {
 // TestShortNamesNeedAPrefix: without a prefix, the suite's favourite "s1" is too short for
 // Pub/Sub; the error says so instead of failing on Google with a cryptic one.
 func TestShortNamesNeedAPrefix(t *testing.T) {
-	c := openConn(t, emulator(t), courierpubsub.Config{Prefix: noPrefix})
+	c := openConn(t, emulator(t), gcppubsub.Config{Prefix: noPrefix})
 	_, err := c.Subscribe(ctxT(t), "some-topic", "s1", transport.SubscriberConfig{})
 	if !errors.Is(err, transport.ErrInvalidTopic) || !strings.Contains(err.Error(), "3 to 255") {
 		t.Errorf("subscribe s1: err = %v; want ErrInvalidTopic about length", err)
@@ -236,7 +236,7 @@ func TestShortNamesNeedAPrefix(t *testing.T) {
 // with ErrTopicNotFound; with creation on, the next publish creates it again.
 func TestDeletedTopicIsRecreated(t *testing.T) {
 	addr := emulator(t)
-	c := openConn(t, addr, courierpubsub.Config{})
+	c := openConn(t, addr, gcppubsub.Config{})
 	if err := c.Publish(ctxT(t), "ephemeral", &message.Message{ID: "e1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -263,13 +263,13 @@ func TestNativeDeadLetterOnExistingSubscription(t *testing.T) {
 	createTopicAndSub(t, raw, prefix+"legacy", prefix+"legacy-sub")
 	native := transport.SubscriberConfig{NativeDeadLetter: true, Retry: transport.RetryPolicy{MaxAttempts: 3}}
 
-	off := openConn(t, addr, courierpubsub.Config{DisableCreate: true})
+	off := openConn(t, addr, gcppubsub.Config{DisableCreate: true})
 	if _, err := off.Subscribe(ctxT(t), "legacy", "legacy-sub", native); !errors.Is(err, transport.ErrInvalidConfig) ||
 		!strings.Contains(err.Error(), "no dead-letter policy") {
 		t.Errorf("creation off: err = %v; want ErrInvalidConfig saying the policy is missing", err)
 	}
 
-	c := openConn(t, addr, courierpubsub.Config{})
+	c := openConn(t, addr, gcppubsub.Config{})
 	s, err := c.Subscribe(ctxT(t), "legacy", "legacy-sub", native)
 	if err != nil {
 		t.Fatal(err)
@@ -299,7 +299,7 @@ func TestUnreachableEmulator(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	_ = ln.Close() // a port nobody listens on
-	c := openConn(t, addr, courierpubsub.Config{})
+	c := openConn(t, addr, gcppubsub.Config{})
 	short := func() context.Context {
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		t.Cleanup(cancel)

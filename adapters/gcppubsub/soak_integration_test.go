@@ -1,6 +1,6 @@
 //go:build integration
 
-package pubsub_test
+package gcppubsub_test
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	courierpubsub "github.com/courierhq/courier/adapters/pubsub"
+	"github.com/courierhq/courier/adapters/gcppubsub"
 	"github.com/courierhq/courier/integration/faults"
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/transport"
@@ -31,7 +31,7 @@ import (
 func TestSoakConnectionCuts(t *testing.T) {
 	srv := newServer(t)
 	proxy := faults.NewProxy(t, srv.Addr)
-	c := openConn(t, proxy.Addr(), courierpubsub.Config{})
+	c := openConn(t, proxy.Addr(), gcppubsub.Config{})
 	const total, keys = 600, 20
 
 	var (

@@ -1,4 +1,4 @@
-package pubsub_test
+package gcppubsub_test
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package pubsub_test
+package gcppubsub_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"cloud.google.com/go/pubsub/v2/pstest"
 
-	courierpubsub "github.com/courierhq/courier/adapters/pubsub"
+	"github.com/courierhq/courier/adapters/gcppubsub"
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/transport"
 )
@@ -34,7 +34,7 @@ func TestAttemptsAcrossConnections(t *testing.T) {
 				cfg.DeadLetter = ownDLQ.DeadLetter
 			}
 			fail := func(*message.Message) error { return errors.New("not yet") }
-			c1 := openConn(t, addr, courierpubsub.Config{})
+			c1 := openConn(t, addr, gcppubsub.Config{})
 			first := consume(t, c1, "work", "work-sub", cfg, fail)
 			if err := c1.Publish(ctxT(t), "work", &message.Message{ID: "w1", Payload: []byte("x")}); err != nil {
 				t.Fatal(err)
@@ -49,7 +49,7 @@ func TestAttemptsAcrossConnections(t *testing.T) {
 			if err := c1.Close(ctxT(t)); err != nil {
 				t.Fatal(err)
 			}
-			c2 := openConn(t, addr, courierpubsub.Config{})
+			c2 := openConn(t, addr, gcppubsub.Config{})
 			second := consume(t, c2, "work", "work-sub", cfg, fail)
 			d := second.waitFor(t, 15*time.Second, "a redelivery", func(ds []delivered) bool { return len(ds) >= 1 })[0]
 			if native && d.Attempt <= len(got) {
@@ -74,7 +74,7 @@ func attempts(ds []delivered) []int {
 // nacked message at once: the adapter keeps it leased for the delay, then nacks it.
 func TestNackDelayHoldsTheMessage(t *testing.T) {
 	const delay = time.Second
-	c := openConn(t, emulator(t), courierpubsub.Config{})
+	c := openConn(t, emulator(t), gcppubsub.Config{})
 	var calls atomic.Int64
 	rec := consume(t, c, "slow", "slow-sub", ownDLQ, func(*message.Message) error {
 		if calls.Add(1) == 1 {
@@ -100,7 +100,7 @@ func TestNackDelayHoldsTheMessage(t *testing.T) {
 // back immediately; on Google it would come back after at least the minimum backoff.
 func TestRetryPolicy(t *testing.T) {
 	addr := emulator(t)
-	c := openConn(t, addr, courierpubsub.Config{RetryMinBackoff: 60 * time.Second, RetryMaxBackoff: 120 * time.Second})
+	c := openConn(t, addr, gcppubsub.Config{RetryMinBackoff: 60 * time.Second, RetryMaxBackoff: 120 * time.Second})
 	var calls atomic.Int64
 	rec := consume(t, c, "policy", "policy-sub", ownDLQ, func(*message.Message) error {
 		if calls.Add(1) == 1 {
@@ -128,7 +128,7 @@ func TestRetryPolicy(t *testing.T) {
 // Courier gets Pub/Sub's ID and time, and the client's "goog…" attributes stay off Headers.
 func TestNativeMessage(t *testing.T) {
 	addr := emulator(t)
-	c := openConn(t, addr, courierpubsub.Config{})
+	c := openConn(t, addr, gcppubsub.Config{})
 	rec := consume(t, c, "native", "native-sub", ownDLQ, nil)
 	if err := c.Publish(ctxT(t), "native", &message.Message{ID: "n1", Key: "k", Payload: []byte("x")}); err != nil {
 		t.Fatal(err)
@@ -164,7 +164,7 @@ func TestNativeMessage(t *testing.T) {
 // TestInvalidMessageHoldsBackItsKey: a message Pub/Sub would refuse fails alone, except that
 // later messages with its key stay unsent, so they cannot overtake it.
 func TestInvalidMessageHoldsBackItsKey(t *testing.T) {
-	c := openConn(t, emulator(t), courierpubsub.Config{})
+	c := openConn(t, emulator(t), gcppubsub.Config{})
 	rec := consume(t, c, "mixed", "mixed-sub", ownDLQ, nil)
 	err := c.Publish(ctxT(t), "mixed",
 		&message.Message{ID: "ok", Key: "k", Payload: []byte("1")},
@@ -190,7 +190,7 @@ func TestInvalidMessageHoldsBackItsKey(t *testing.T) {
 // ErrSubscriptionNotFound (the stream cannot open), rather than wait forever.
 func TestSubscriptionDeletedWhileIdle(t *testing.T) {
 	addr := emulator(t)
-	c := openConn(t, addr, courierpubsub.Config{})
+	c := openConn(t, addr, gcppubsub.Config{})
 	s, err := c.Subscribe(ctxT(t), "gone", "gone-sub", ownDLQ)
 	if err != nil {
 		t.Fatal(err)
@@ -222,7 +222,7 @@ func (b *blockPublish) React(any) (bool, any, error) {
 func TestPublishFlowControlBlocks(t *testing.T) {
 	block := &blockPublish{release: make(chan struct{})}
 	srv := newServer(t, pstest.ServerReactorOption{FuncName: "Publish", Reactor: block})
-	c := openConn(t, srv.Addr, courierpubsub.Config{PublishMaxOutstanding: 1})
+	c := openConn(t, srv.Addr, gcppubsub.Config{PublishMaxOutstanding: 1})
 	warm, cancelWarm := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancelWarm()
 	if err := c.Publish(warm, "fc", &message.Message{ID: "warm-up"}); !errors.Is(err, context.DeadlineExceeded) {
@@ -251,7 +251,7 @@ func TestPublishFlowControlBlocks(t *testing.T) {
 func TestStreamsReopen(t *testing.T) {
 	srv := newServer(t)
 	srv.SetStreamTimeout(200 * time.Millisecond)
-	c := openConn(t, srv.Addr, courierpubsub.Config{})
+	c := openConn(t, srv.Addr, gcppubsub.Config{})
 	rec := consume(t, c, "streams", "streams-sub", ownDLQ, nil)
 	const n = 20
 	for i := range n {
@@ -266,7 +266,7 @@ func TestStreamsReopen(t *testing.T) {
 // TestLargeMessage: a 3 MB message makes the round trip intact. (Pub/Sub takes 10 MB; pstest's
 // gRPC server stops at 4 MB, so larger ones are not tried here.)
 func TestLargeMessage(t *testing.T) {
-	c := openConn(t, emulator(t), courierpubsub.Config{})
+	c := openConn(t, emulator(t), gcppubsub.Config{})
 	rec := consume(t, c, "big", "big-sub", ownDLQ, nil)
 	payload := make([]byte, 3<<20)
 	for i := range payload {

@@ -1,4 +1,4 @@
-package pubsub_test
+package gcppubsub_test
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 	"cloud.google.com/go/pubsub/v2/pstest"
 	"go.uber.org/goleak"
 
-	"github.com/courierhq/courier/adapters/pubsub"
+	"github.com/courierhq/courier/adapters/gcppubsub"
 	"github.com/courierhq/courier/integration/brokers"
 	"github.com/courierhq/courier/integration/conformance"
 	"github.com/courierhq/courier/transport"
@@ -107,7 +107,7 @@ const noPrefix = "\x00none"
 
 // openConn opens a connection to addr with cfg's Project, Endpoint, Prefix (testPrefix, or
 // none for noPrefix) and Logger filled in where empty, closed when the test ends.
-func openConn(t testing.TB, addr string, cfg pubsub.Config) *transport.Conn {
+func openConn(t testing.TB, addr string, cfg gcppubsub.Config) *transport.Conn {
 	t.Helper()
 	if cfg.Project == "" {
 		cfg.Project = project
@@ -126,7 +126,7 @@ func openConn(t testing.TB, addr string, cfg pubsub.Config) *transport.Conn {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := pubsub.Open(ctx, cfg)
+	c, err := gcppubsub.Open(ctx, cfg)
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}

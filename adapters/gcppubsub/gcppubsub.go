@@ -1,4 +1,4 @@
-package pubsub
+package gcppubsub
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"sync"
 	"sync/atomic"
+
+	"github.com/courierhq/courier/transport/driver"
 
 	"cloud.google.com/go/pubsub/v2"
 	"google.golang.org/api/option"
@@ -21,11 +23,12 @@ import (
 )
 
 func init() {
-	transport.Register(Scheme, func(ctx context.Context, u *url.URL) (transport.Driver, error) {
+	driver.Register(Scheme, func(ctx context.Context, u *url.URL, opts driver.OpenOptions) (driver.Driver, error) {
 		cfg, err := ConfigFromURL(u)
 		if err != nil {
 			return nil, err
 		}
+		cfg.Logger = opts.Logger
 		return New(ctx, cfg)
 	})
 }
@@ -51,7 +54,7 @@ const (
 	maxDeadLetterAttempts = 100
 )
 
-// Driver is the Pub/Sub adapter; it implements transport.Driver. Conn.Driver() returns it,
+// Driver is the Pub/Sub adapter; it implements driver.Driver. Conn.Driver() returns it,
 // and Client exposes the underlying client for what Courier does not cover.
 type Driver struct {
 	cfg    Config
@@ -94,7 +97,7 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	opts = append(opts, cfg.ClientOptions...)
 	client, err := pubsub.NewClient(ctx, cfg.Project, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("pubsub: create client for project %q: %w", cfg.Project, classify(err, transport.ErrInvalidConfig, transport.ErrInvalidConfig))
+		return nil, fmt.Errorf("pubsub: create client for project %q: %w", cfg.Project, classify(err, driver.ErrInvalidConfig, driver.ErrInvalidConfig))
 	}
 	return &Driver{
 		cfg:    cfg,
@@ -107,9 +110,9 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 // Client returns the Pub/Sub client, for administration Courier does not do. Do not close it.
 func (d *Driver) Client() *pubsub.Client { return d.client }
 
-// Capabilities implements transport.Driver.
-func (d *Driver) Capabilities() transport.Capabilities {
-	return transport.Capabilities{
+// Capabilities implements driver.Driver.
+func (d *Driver) Capabilities() driver.Capabilities {
+	return driver.Capabilities{
 		Name:                "pubsub",
 		Redelivery:          true,
 		DeliveryCount:       false, // only with a dead-letter policy; see the package documentation
@@ -124,14 +127,14 @@ func (d *Driver) Capabilities() transport.Capabilities {
 	}
 }
 
-// Close implements transport.Driver: it sends what the publishers still hold, stops them and
+// Close implements driver.Driver: it sends what the publishers still hold, stops them and
 // closes the client. It returns ctx's error if that takes longer than ctx allows (the
 // publishers keep flushing in the background until their own timeout).
 func (d *Driver) Close(ctx context.Context) error {
 	d.mu.Lock()
 	if !d.closed.CompareAndSwap(false, true) {
 		d.mu.Unlock()
-		return transport.ErrClosed
+		return driver.ErrClosed
 	}
 	pubs := d.pubs
 	d.pubs = nil
@@ -176,7 +179,7 @@ func (d *Driver) subscriptionPath(id string) string {
 func (d *Driver) topicID(topic string) (string, error) {
 	id := d.cfg.Prefix + topic
 	if err := checkID("topic", id); err != nil {
-		return "", fmt.Errorf("%w: %v", transport.ErrInvalidTopic, err)
+		return "", fmt.Errorf("%w: %v", driver.ErrInvalidTopic, err)
 	}
 	return id, nil
 }
@@ -185,7 +188,7 @@ func (d *Driver) topicID(topic string) (string, error) {
 func (d *Driver) subscriptionID(sub string) (string, error) {
 	id := d.cfg.Prefix + sub
 	if err := checkID("subscription", id); err != nil {
-		return "", fmt.Errorf("%w: %v", transport.ErrInvalidTopic, err)
+		return "", fmt.Errorf("%w: %v", driver.ErrInvalidTopic, err)
 	}
 	return id, nil
 }
@@ -196,34 +199,34 @@ func (d *Driver) subscriptionID(sub string) (string, error) {
 func classify(err error, notFound, invalid error) error {
 	switch {
 	case errors.Is(err, pubsub.ErrPublisherStopped):
-		return transport.ErrClosed
+		return driver.ErrClosed
 	case errors.Is(err, bundler.ErrOversizedItem):
-		return transport.ErrMessageTooLarge
+		return driver.ErrMessageTooLarge
 	}
 	switch status.Code(err) {
 	case codes.NotFound:
 		return notFound
 	case codes.PermissionDenied, codes.Unauthenticated:
-		return transport.ErrAccessDenied
+		return driver.ErrAccessDenied
 	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
 		return invalid
 	default:
 		// Unavailable, DeadlineExceeded, ResourceExhausted, Aborted, Internal, Unknown, a
 		// dial failure: the broker could not do it now.
-		return transport.ErrUnavailable
+		return driver.ErrUnavailable
 	}
 }
 
 // wrap returns err, from a call made with ctx, as a Courier error: "pubsub: <what>: <kind>:
 // <err>". When ctx ended, the error also matches ctx's error (gRPC reports it as a status):
-// a deadline is transport.ErrUnavailable too (Pub/Sub did not answer in time; the client
+// a deadline is driver.ErrUnavailable too (Pub/Sub did not answer in time; the client
 // retries an unreachable endpoint until then), a cancellation is not (the caller gave up).
 func wrap(ctx context.Context, what string, err error, notFound, invalid error) error {
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 		err = fmt.Errorf("%w: %w", cerr, err)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("pubsub: %s: no answer before the deadline: %w: %w", what, transport.ErrUnavailable, err)
+		return fmt.Errorf("pubsub: %s: no answer before the deadline: %w: %w", what, driver.ErrUnavailable, err)
 	}
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("pubsub: %s: %w", what, err)

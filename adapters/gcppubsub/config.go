@@ -1,4 +1,4 @@
-package pubsub
+package gcppubsub
 
 import (
 	"fmt"
@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/api/option"
+	"github.com/courierhq/courier/transport/driver"
 
-	"github.com/courierhq/courier/transport"
+	"google.golang.org/api/option"
 )
 
 // Scheme is the URL scheme this adapter registers: gcppubsub://PROJECT?….
@@ -58,8 +58,8 @@ type Config struct {
 	Prefix string
 
 	// DisableCreate stops the adapter from creating missing topics and subscriptions:
-	// publishing to a missing topic fails with transport.ErrTopicNotFound, subscribing to a
-	// missing subscription with transport.ErrSubscriptionNotFound. Default false: missing
+	// publishing to a missing topic fails with driver.ErrTopicNotFound, subscribing to a
+	// missing subscription with driver.ErrSubscriptionNotFound. Default false: missing
 	// topics and subscriptions are created (which needs pubsub.topics.create and
 	// pubsub.subscriptions.create). With DisableCreate, the engine's default dead-letter
 	// topic and its "<subscription>.dlq" subscription must exist too.
@@ -114,10 +114,10 @@ type Config struct {
 var projectRe = regexp.MustCompile(`^([a-z0-9][a-z0-9.-]*[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$`)
 
 // Validate reports a configuration that cannot work; the error wraps
-// transport.ErrInvalidConfig.
+// driver.ErrInvalidConfig.
 func (c Config) Validate() error {
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: pubsub: %s", transport.ErrInvalidConfig, fmt.Sprintf(format, args...))
+		return fmt.Errorf("%w: pubsub: %s", driver.ErrInvalidConfig, fmt.Sprintf(format, args...))
 	}
 	switch {
 	case c.Project == "":
@@ -249,12 +249,12 @@ func intParam(field func(*Config) *int) func(*Config, string) error {
 //	receive_streams=N                   StreamingPull streams per subscriber (default 1)
 //
 // Credentials never go in the URL: the standard Google chain supplies them. Errors wrap
-// transport.ErrInvalidURL or transport.ErrInvalidConfig and name the parameter; unknown
+// driver.ErrInvalidURL or driver.ErrInvalidConfig and name the parameter; unknown
 // parameters are rejected.
 func ConfigFromURL(u *url.URL) (Config, error) {
 	var cfg Config
 	bad := func(format string, args ...any) (Config, error) {
-		return Config{}, fmt.Errorf("%w: %s: %s", transport.ErrInvalidURL, Scheme, fmt.Sprintf(format, args...))
+		return Config{}, fmt.Errorf("%w: %s: %s", driver.ErrInvalidURL, Scheme, fmt.Sprintf(format, args...))
 	}
 	if u == nil {
 		return bad("nil URL")

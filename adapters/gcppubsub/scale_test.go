@@ -1,6 +1,6 @@
 //go:build !integration
 
-package pubsub_test
+package gcppubsub_test
 
 // conformanceScale keeps the untagged run quick: pstest is slow (see TestConformance).
 const conformanceScale = 0.2

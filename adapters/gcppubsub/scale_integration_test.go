@@ -1,6 +1,6 @@
 //go:build integration
 
-package pubsub_test
+package gcppubsub_test
 
 // conformanceScale: the integration run (make integration) uses the suite's full counts.
 const conformanceScale = 1
