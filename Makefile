@@ -27,11 +27,18 @@ bench: ## benchmarks: engine, memory://, middleware, and Courier vs each raw cli
 	@if [ -f .brokers/env ]; then set -a; source .brokers/env; set +a; fi; \
 		$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(COUNT) -timeout 60m $(PKGS)
 
-lint: vet ## gofmt + go vet
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint: vet ## gofmt + go vet + staticcheck (with and without -tags integration) + go mod tidy check
 	@out=$$(gofmt -l . 2>&1); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) run $(STATICCHECK) $(PKGS)
+	$(GO) run $(STATICCHECK) -tags integration $(PKGS)
+	@cp go.mod /tmp/courier-go.mod.$$$$; cp go.sum /tmp/courier-go.sum.$$$$; $(GO) mod tidy; \
+		if ! git diff --quiet -- go.mod go.sum; then echo "go mod tidy changed go.mod/go.sum:"; git --no-pager diff --stat -- go.mod go.sum; \
+		cp /tmp/courier-go.mod.$$$$ go.mod; cp /tmp/courier-go.sum.$$$$ go.sum; rm -f /tmp/courier-go.*.$$$$; exit 1; fi; rm -f /tmp/courier-go.*.$$$$
 
 vet:
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags integration $(PKGS)
 
 fmt: ## gofmt -w
 	gofmt -w .

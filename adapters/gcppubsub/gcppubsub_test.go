@@ -73,11 +73,6 @@ func emulator(t testing.TB) string {
 	return shared.Addr
 }
 
-// inProcess reports whether the tests run against the in-process pstest server.
-func inProcess() bool {
-	return os.Getenv(brokers.PubSub.EnvVar()) == "" && os.Getenv(brokers.RequireEnv) != "1"
-}
-
 // testPrefix returns a Prefix unique to t (and to this run), so that tests reusing
 // subscription names ("s1") do not meet on a shared emulator, not even with -count. The
 // suite opens every connection of a test from the same t, so each gets the same prefix.

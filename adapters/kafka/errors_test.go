@@ -21,7 +21,7 @@ import (
 
 // within runs fn and fails the test when it takes longer than limit: errors must come back
 // in bounded time, never as a hang.
-func within(t *testing.T, limit time.Duration, fn func(ctx context.Context) error) (error, time.Duration) {
+func within(t *testing.T, limit time.Duration, fn func(ctx context.Context) error) (time.Duration, error) {
 	t.Helper()
 	// The context is generous: the bound under test is the adapter's own, not ctx's.
 	ctx, cancel := context.WithTimeout(context.Background(), 4*limit)
@@ -32,7 +32,7 @@ func within(t *testing.T, limit time.Duration, fn func(ctx context.Context) erro
 	if took > limit {
 		t.Errorf("took %v; want an answer within %v", took, limit)
 	}
-	return err, took
+	return took, err
 }
 
 func TestUnreachableBrokers(t *testing.T) {
@@ -80,7 +80,7 @@ func TestUnreachableBrokers(t *testing.T) {
 		{"silent server", "kafka://" + silent.Addr().String() + "?dial_timeout=1s&request_timeout=2s", 5 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err, took := within(t, tc.limit, func(ctx context.Context) error {
+			took, err := within(t, tc.limit, func(ctx context.Context) error {
 				_, err := transport.Open(ctx, tc.url)
 				return err
 			})
@@ -95,7 +95,7 @@ func TestUnreachableBrokers(t *testing.T) {
 func TestUnknownTopicWithCreationOff(t *testing.T) {
 	c := openConn(t, "create_topics=false")
 	topic := topicName(t)
-	err, _ := within(t, 5*time.Second, func(ctx context.Context) error {
+	_, err := within(t, 5*time.Second, func(ctx context.Context) error {
 		return c.Publish(ctx, topic, &message.Message{Payload: []byte("x")})
 	})
 	if !errors.Is(err, transport.ErrTopicNotFound) {
@@ -104,7 +104,7 @@ func TestUnknownTopicWithCreationOff(t *testing.T) {
 	if !strings.Contains(err.Error(), topic) {
 		t.Errorf("error %q does not name the topic", err)
 	}
-	err, _ = within(t, 5*time.Second, func(ctx context.Context) error {
+	_, err = within(t, 5*time.Second, func(ctx context.Context) error {
 		_, err := c.Subscribe(ctx, topic, "s1", transport.SubscriberConfig{DeadLetter: transport.DeadLetterFunc(
 			func(context.Context, *message.Message, transport.Failure) error { return nil })})
 		return err
@@ -131,7 +131,7 @@ func TestOversizeRecord(t *testing.T) {
 		if got := c.Capabilities().MaxMessageBytes; got != 1000 {
 			t.Fatalf("MaxMessageBytes = %d; want 1000", got)
 		}
-		err, _ := within(t, 5*time.Second, func(ctx context.Context) error {
+		_, err := within(t, 5*time.Second, func(ctx context.Context) error {
 			return c.Publish(ctx, topicName(t), &message.Message{ID: "big", Payload: bytes.Repeat([]byte("x"), 1001)})
 		})
 		var pe *transport.PublishError
@@ -153,7 +153,7 @@ func TestOversizeRecord(t *testing.T) {
 		if m.Size() != limit {
 			t.Fatalf("size %d; want %d", m.Size(), limit)
 		}
-		err, _ := within(t, 20*time.Second, func(ctx context.Context) error {
+		_, err := within(t, 20*time.Second, func(ctx context.Context) error {
 			return c.Publish(ctx, topicName(t), m)
 		})
 		if err != nil {
@@ -175,7 +175,7 @@ func TestOversizeRecord(t *testing.T) {
 			t.Fatalf("size %d; want %d", big.Size(), limit)
 		}
 		topic := topicName(t)
-		err, _ := within(t, 20*time.Second, func(ctx context.Context) error {
+		_, err := within(t, 20*time.Second, func(ctx context.Context) error {
 			return c.Publish(ctx, topic, &message.Message{ID: "a", Payload: []byte("1")}, big, &message.Message{ID: "b", Payload: []byte("2")})
 		})
 		var pe *transport.PublishError
@@ -189,7 +189,7 @@ func TestOversizeRecord(t *testing.T) {
 		// the broker refuses the record, and the error says so.
 		c := openConn(t, "max_message_bytes=3000000&fetch_max_bytes=4000000")
 		topic := topicName(t)
-		err, _ := within(t, 20*time.Second, func(ctx context.Context) error {
+		_, err := within(t, 20*time.Second, func(ctx context.Context) error {
 			return c.Publish(ctx, topic,
 				&message.Message{ID: "ok", Payload: []byte("small")},
 				&message.Message{ID: "huge", Payload: bytes.Repeat([]byte("x"), 1_500_000)})
@@ -238,7 +238,7 @@ func TestSASL(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			u := "kafka://" + tc.userinfo + "@" + addr + "?sasl=" + tc.mech + "&dial_timeout=2s&request_timeout=5s&partitions=1&" + testParams
 			var c *transport.Conn
-			err, _ := within(t, 10*time.Second, func(ctx context.Context) error {
+			_, err := within(t, 10*time.Second, func(ctx context.Context) error {
 				var err error
 				c, err = transport.Open(ctx, u)
 				return err
@@ -268,7 +268,7 @@ func TestSASLAgainstPlaintextBroker(t *testing.T) {
 	for _, mech := range []string{"plain", "scram-sha-256"} {
 		t.Run(mech, func(t *testing.T) {
 			u := "kafka://user:some-pw@" + bootstrap(t) + "?sasl=" + mech + "&dial_timeout=2s&request_timeout=4s"
-			err, took := within(t, 10*time.Second, func(ctx context.Context) error {
+			took, err := within(t, 10*time.Second, func(ctx context.Context) error {
 				_, err := transport.Open(ctx, u)
 				return err
 			})
@@ -356,7 +356,7 @@ func TestGroupAccessDenied(t *testing.T) {
 	if err != nil {
 		t.Fatalf("subscribe: %v", err)
 	}
-	err, _ = within(t, 15*time.Second, func(ctx context.Context) error {
+	_, err = within(t, 15*time.Second, func(ctx context.Context) error {
 		return s.Run(ctx, func(context.Context, *message.Message) error { return nil })
 	})
 	if !errors.Is(err, transport.ErrAccessDenied) {

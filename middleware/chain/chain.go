@@ -233,11 +233,7 @@ func MustNew(steps ...Step) *Chain {
 }
 
 func recommended() string {
-	names := make([]string, 0, len(stageNames))
-	for _, n := range stageNames[1:] {
-		names = append(names, n)
-	}
-	return strings.Join(names, " → ") + " → handler"
+	return strings.Join(stageNames[1:], " → ") + " → handler"
 }
 
 // Consume returns the consume middleware, outermost first: SubscriberConfig.Middleware.

@@ -141,8 +141,7 @@ func TestProtobuf(t *testing.T) {
 	unknown := protowire.AppendVarint(tag(append([]byte(nil), good...), 99, protowire.VarintType), 1)
 	truncated := good[:len(good)-1]
 	badPacked := protowire.AppendBytes(tag(nil, 3, protowire.BytesType), []byte{0x80}) // inside Item: varint cut
-	var badPackedNested []byte
-	badPackedNested = protowire.AppendBytes(tag(nil, 2, protowire.BytesType), badPacked)
+	badPackedNested := protowire.AppendBytes(tag(nil, 2, protowire.BytesType), badPacked)
 
 	var legacyOK, legacyMissing, legacyBadGroup []byte
 	legacyOK = protowire.AppendString(tag(nil, 1, protowire.BytesType), "not checked for UTF-8 in proto2 \xff")

@@ -56,12 +56,6 @@ func (t *table[V]) set(it *item[V], key string, val V, exp time.Time) {
 	t.pushBack(it)
 }
 
-func (t *table[V]) delete(key string) {
-	if it := t.items[key]; it != nil {
-		t.remove(it)
-	}
-}
-
 // remove takes it out of the table.
 func (t *table[V]) remove(it *item[V]) {
 	t.unlink(it)
