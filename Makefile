@@ -33,7 +33,7 @@ lint: vet ## gofmt + go vet + staticcheck (with and without -tags integration) +
 	$(GO) run $(STATICCHECK) $(PKGS)
 	$(GO) run $(STATICCHECK) -tags integration $(PKGS)
 	@cp go.mod /tmp/courier-go.mod.$$$$; cp go.sum /tmp/courier-go.sum.$$$$; $(GO) mod tidy; \
-		if ! git diff --quiet -- go.mod go.sum; then echo "go mod tidy changed go.mod/go.sum:"; git --no-pager diff --stat -- go.mod go.sum; \
+		if ! cmp -s go.mod /tmp/courier-go.mod.$$$$ || ! cmp -s go.sum /tmp/courier-go.sum.$$$$; then echo "go mod tidy changes go.mod/go.sum: run it and commit"; \
 		cp /tmp/courier-go.mod.$$$$ go.mod; cp /tmp/courier-go.sum.$$$$ go.sum; rm -f /tmp/courier-go.*.$$$$; exit 1; fi; rm -f /tmp/courier-go.*.$$$$
 
 vet:
