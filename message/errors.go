@@ -72,9 +72,10 @@ var ErrDeferred = errors.New("deferred")
 
 // deferredError wraps a cause and matches both ErrDeferred and the cause.
 type deferredError struct {
-	err    error
-	broker bool            // Requeue: back to the broker rather than parked in the engine
-	wake   <-chan struct{} // DeferUntil: ends the wait early when closed
+	err     error
+	broker  bool            // Requeue: back to the broker rather than parked in the engine
+	wake    <-chan struct{} // DeferUntil: ends the wait early when closed
+	inOrder bool            // DeferInOrder: the key's later messages wait behind this one
 }
 
 func (e *deferredError) Error() string   { return e.err.Error() }
@@ -103,6 +104,23 @@ func DeferUntil(err error, delay time.Duration, wake <-chan struct{}) error {
 // although the engine still does not dead-letter for a deferral.
 func Requeue(err error, delay time.Duration) error { return deferErr(err, delay, true, nil) }
 
+// DeferInOrder is DeferUntil for a message that must keep its place in its key's order: while
+// it waits, the engine holds back the later messages of its Key (they wait behind it, parked,
+// in the order they arrived), and other keys go on. Plain Defer lets them pass, which is what
+// middleware wants when the message waits for an earlier one of its own key (the ordering
+// middleware); DeferInOrder is for waits on something outside the key's order, such as another
+// instance's idempotency claim on this very message. wake may be nil. For a message without a
+// Key it is the same as DeferUntil.
+func DeferInOrder(err error, delay time.Duration, wake <-chan struct{}) error {
+	if err == nil {
+		return nil
+	}
+	if IsPermanent(err) {
+		return err
+	}
+	return &retryAfterError{err: &deferredError{err: err, wake: wake, inOrder: true}, delay: delay}
+}
+
 func deferErr(err error, delay time.Duration, broker bool, wake <-chan struct{}) error {
 	if err == nil {
 		return nil
@@ -111,6 +129,12 @@ func deferErr(err error, delay time.Duration, broker bool, wake <-chan struct{})
 		return err
 	}
 	return &retryAfterError{err: &deferredError{err: err, broker: broker, wake: wake}, delay: delay}
+}
+
+// KeepsOrder reports whether err was marked with DeferInOrder.
+func KeepsOrder(err error) bool {
+	var d *deferredError
+	return errors.As(err, &d) && d.inOrder && !IsPermanent(err)
 }
 
 // IsDeferred reports whether err was marked with Defer or Requeue (and not also permanent).

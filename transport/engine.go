@@ -68,7 +68,7 @@ func newEngine(s *Subscriber, h message.Handler, parent context.Context) *engine
 		h:        h,
 		caps:     s.conn.caps,
 		retry:    cfg.Retry,
-		ordered:  !cfg.DisableOrdering,
+		ordered:  cfg.ordering() != OrderNone,
 		log:      s.log,
 		lanes:    make([]chan *message.Message, cfg.Concurrency),
 		shared:   make(chan *message.Message, cfg.Prefetch),

@@ -32,6 +32,9 @@ var (
 	ErrInvalidURL = driver.ErrInvalidURL
 	// ErrInvalidConfig: a Config failed validation.
 	ErrInvalidConfig = driver.ErrInvalidConfig
+	// ErrUnsupported: the broker (or this topic on it) cannot do what was asked; the error
+	// says what would work instead.
+	ErrUnsupported = driver.ErrUnsupported
 	// ErrHandlerPanic: a handler panicked; the panic is turned into a retryable error.
 	ErrHandlerPanic = driver.ErrHandlerPanic
 )
@@ -46,3 +49,16 @@ type PublishError = driver.PublishError
 
 // Capabilities describes what the connected broker can do (Conn.Capabilities).
 type Capabilities = driver.Capabilities
+
+// StartPosition says where a new subscription begins reading its topic (SubscriberConfig.Start).
+type StartPosition = driver.StartPosition
+
+// Start positions for SubscriberConfig.Start.
+const (
+	// StartLatest: a new subscription receives only what is published after Subscribe
+	// returned. The default on every broker.
+	StartLatest = driver.StartLatest
+	// StartEarliest: a new subscription also receives what the topic still holds from before
+	// it existed, where the broker keeps history (Kafka).
+	StartEarliest = driver.StartEarliest
+)

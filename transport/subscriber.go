@@ -57,10 +57,24 @@ type SubscriberConfig struct {
 	// delivery count), so a permanent error may be redelivered until the count runs out.
 	NativeDeadLetter bool
 
-	// DisableOrdering ignores message keys: every message may run in parallel with every
-	// other, and failed keyed messages are redelivered by the broker rather than retried in
-	// place. Faster when order does not matter.
+	// Order says what the subscriber promises about one key's messages. Default OrderPublish:
+	// one at a time, in publish order — and Subscribe fails (ErrUnsupported) where the broker
+	// cannot deliver in publish order (an SQS standard queue), rather than promise it silently.
+	// OrderDelivery: one at a time, in the order the broker delivers them (use it with the
+	// ordering middleware, which restores publish order on any broker, or when delivery order
+	// is good enough). OrderNone: keys are ignored.
+	Order Ordering
+
+	// DisableOrdering is OrderNone, kept for existing code: every message may run in parallel
+	// with every other, and failed keyed messages are redelivered by the broker rather than
+	// retried in place.
 	DisableOrdering bool
+
+	// Start is where a subscription that does not exist yet begins: StartLatest (default,
+	// every broker: only what is published after Subscribe returns) or StartEarliest (also
+	// what the broker still keeps from before, where it keeps history: Kafka). An existing
+	// subscription resumes where it was.
+	Start StartPosition
 
 	// DrainTimeout bounds how long stopping waits for in-flight handlers before cancelling
 	// their context. Default DefaultDrainTimeout (30s).
@@ -70,9 +84,49 @@ type SubscriberConfig struct {
 	Logger *slog.Logger
 }
 
+// Ordering is what a subscriber promises about the order of one key's messages
+// (SubscriberConfig.Order).
+type Ordering int
+
+const (
+	// OrderPublish: one key's messages are handled one at a time, in publish order. The
+	// default; Subscribe fails with ErrUnsupported where the broker cannot keep it.
+	OrderPublish Ordering = iota
+	// OrderDelivery: one key's messages are handled one at a time, in the order the broker
+	// delivers them, which on some brokers (SQS standard queues) is not publish order.
+	OrderDelivery
+	// OrderNone: keys are ignored; every message may run in parallel with every other.
+	OrderNone
+)
+
+// String returns "publish", "delivery" or "none".
+func (o Ordering) String() string {
+	switch o {
+	case OrderPublish:
+		return "publish"
+	case OrderDelivery:
+		return "delivery"
+	case OrderNone:
+		return "none"
+	}
+	return fmt.Sprintf("Ordering(%d)", int(o))
+}
+
+// ordering is Order with DisableOrdering folded in.
+func (c SubscriberConfig) ordering() Ordering {
+	if c.DisableOrdering {
+		return OrderNone
+	}
+	return c.Order
+}
+
 // Validate reports a configuration that cannot work.
 func (c SubscriberConfig) Validate() error {
 	switch {
+	case c.Order < OrderPublish || c.Order > OrderNone:
+		return fmt.Errorf("%w: Order %v is not one of OrderPublish, OrderDelivery, OrderNone", ErrInvalidConfig, c.Order)
+	case c.Start < StartLatest || c.Start > StartEarliest:
+		return fmt.Errorf("%w: Start %v is not StartLatest or StartEarliest", ErrInvalidConfig, c.Start)
 	case c.Concurrency < 0:
 		return fmt.Errorf("%w: Concurrency %d is negative", ErrInvalidConfig, c.Concurrency)
 	case c.Prefetch < 0:
@@ -163,7 +217,9 @@ func (c *Conn) Subscribe(ctx context.Context, topic, subscription string, cfg Su
 			Topic:        topic,
 			Subscription: subscription,
 			Prefetch:     cfg.Prefetch,
-			Ordered:      !cfg.DisableOrdering,
+			Ordered:      cfg.ordering() != OrderNone,
+			RequireOrder: cfg.ordering() == OrderPublish,
+			Start:        cfg.Start,
 		},
 	}
 	dlTopic := cfg.DeadLetterTopic

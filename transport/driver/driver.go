@@ -9,6 +9,7 @@ package driver
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/courierhq/courier/message"
@@ -122,6 +123,16 @@ type SubscriptionSpec struct {
 	// Ordered asks the broker to preserve per-key order where it can (Pub/Sub message
 	// ordering, a single active consumer).
 	Ordered bool
+	// RequireOrder (only with Ordered) asks for one key's messages in publish order without
+	// exception: an adapter whose broker or topic cannot deliver them so (an SQS standard
+	// queue) fails Subscribe with an error wrapping ErrUnsupported that says what to do
+	// instead (a FIFO queue, the ordering middleware, or transport.OrderDelivery).
+	RequireOrder bool
+	// Start is where a subscription that does not exist yet begins: StartLatest (only what
+	// is published after Subscribe returns) or StartEarliest (what the broker still keeps
+	// of the topic's history, where it keeps any). It has no effect on a subscription that
+	// exists already: that one resumes where it was.
+	Start StartPosition
 	// NativeDeadLetter, when non-nil, asks the adapter to set up the broker's own
 	// dead-lettering.
 	NativeDeadLetter *NativeDeadLetterSpec
@@ -134,4 +145,29 @@ type NativeDeadLetterSpec struct {
 	// MaxAttempts is the delivery count after which the broker moves a message (SQS
 	// maxReceiveCount, Pub/Sub max delivery attempts).
 	MaxAttempts int
+}
+
+// StartPosition says where a new subscription begins reading its topic.
+type StartPosition int
+
+const (
+	// StartLatest: a new subscription receives only messages published after Subscribe
+	// returned. The default, and the same on every broker.
+	StartLatest StartPosition = iota
+	// StartEarliest: a new subscription also receives what the topic still holds from before
+	// it existed, where the broker keeps history (Kafka's retained log). Brokers that keep
+	// messages only for existing subscriptions (RabbitMQ, Pub/Sub, memory://) have nothing
+	// older to give; an SQS queue is itself the subscription and always delivers what it holds.
+	StartEarliest
+)
+
+// String returns "latest" or "earliest".
+func (p StartPosition) String() string {
+	switch p {
+	case StartLatest:
+		return "latest"
+	case StartEarliest:
+		return "earliest"
+	}
+	return "StartPosition(" + strconv.Itoa(int(p)) + ")"
 }

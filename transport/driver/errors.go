@@ -36,6 +36,9 @@ var (
 	ErrInvalidURL = errors.New("courier: invalid URL")
 	// ErrInvalidConfig: a Config failed validation.
 	ErrInvalidConfig = errors.New("courier: invalid configuration")
+	// ErrUnsupported: the broker (or this topic on it) cannot do what was asked; the error
+	// says what would work instead.
+	ErrUnsupported = errors.New("courier: not supported by this broker")
 	// ErrHandlerPanic: a handler panicked; the panic is turned into a retryable error.
 	ErrHandlerPanic = errors.New("courier: handler panicked")
 )
