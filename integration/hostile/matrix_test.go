@@ -56,7 +56,9 @@ const (
 	wantEither              // handled or dead-lettered, as long as it does not stay
 )
 
-func (w want) String() string { return [...]string{"handled", "dead-lettered", "handled or dead-lettered"}[w] }
+func (w want) String() string {
+	return [...]string{"handled", "dead-lettered", "handled or dead-lettered"}[w]
+}
 
 // tcase is one row of the matrix.
 type tcase struct {
