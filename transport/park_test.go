@@ -303,3 +303,20 @@ func TestDeadLetterFailureBacksOff(t *testing.T) {
 		t.Errorf("handled %v; k1-later must come after the poison message was stored", got)
 	}
 }
+
+// TestHandlerContextCarriesLogger: middleware reaches the subscriber's logger through
+// message.LoggerFrom.
+func TestHandlerContextCarriesLogger(t *testing.T) {
+	d := newFake(true)
+	logs := &logRecorder{}
+	_, r, stop := start(t, d, transport.SubscriberConfig{Logger: slog.New(logs)}, func(ctx context.Context, m *message.Message) error {
+		message.LoggerFrom(ctx).Info("from the handler")
+		return nil
+	})
+	r.deliver(&message.Message{ID: "m"})
+	eventually(t, "ack", func() bool { a, _, _, _ := d.snapshot(); return len(a) == 1 })
+	_ = stop()
+	if n := logs.count("from the handler"); n != 1 {
+		t.Errorf("%d lines reached the subscriber's logger through LoggerFrom; want 1", n)
+	}
+}
