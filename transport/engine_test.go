@@ -259,7 +259,7 @@ func TestEngineRetryStrategy(t *testing.T) {
 func TestEngineDeadLetterFailureKeepsMessage(t *testing.T) {
 	d := newFake(false)
 	var calls atomic.Int64
-	_, r, stop := start(t, d, transport.SubscriberConfig{}, func(context.Context, *message.Message) error {
+	_, r, stop := start(t, d, transport.SubscriberConfig{DeadLetterBackoff: transport.RetryPolicy{InitialDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}}, func(context.Context, *message.Message) error {
 		calls.Add(1)
 		return message.Permanent(errors.New("bad"))
 	})

@@ -38,9 +38,21 @@ var DefaultRetryPolicy = RetryPolicy{
 	Jitter:       0.2,
 }
 
-// withDefaults fills zero fields.
-func (r RetryPolicy) withDefaults() RetryPolicy {
-	d := DefaultRetryPolicy
+// DefaultDeadLetterBackoff spaces the attempts to store a dead-letter copy that could not be
+// stored (SubscriberConfig.DeadLetterBackoff): 1s, 2s, 4s, … capped at one minute, ±20%.
+// MaxAttempts does not apply: the message is kept and tried until its copy is stored.
+var DefaultDeadLetterBackoff = RetryPolicy{
+	InitialDelay: time.Second,
+	MaxDelay:     time.Minute,
+	Multiplier:   2,
+	Jitter:       0.2,
+}
+
+// withDefaults fills zero fields from DefaultRetryPolicy.
+func (r RetryPolicy) withDefaults() RetryPolicy { return r.withDefaultsFrom(DefaultRetryPolicy) }
+
+// withDefaultsFrom fills zero fields from d.
+func (r RetryPolicy) withDefaultsFrom(d RetryPolicy) RetryPolicy {
 	if r.MaxAttempts != 0 {
 		d.MaxAttempts = r.MaxAttempts
 	}

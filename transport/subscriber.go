@@ -44,6 +44,19 @@ type SubscriberConfig struct {
 	// Default: a TopicDeadLetterer publishing to DeadLetterTopic on the same connection.
 	DeadLetter DeadLetterer
 
+	// DeadLetterBackoff spaces the attempts to store a dead-letter copy when the DeadLetterer
+	// fails (the topic is down, the copy is refused): the message is kept, unacknowledged, and
+	// tried again after InitialDelay·Multiplierⁿ⁻¹ capped at MaxDelay (±Jitter), for as long as
+	// it takes; MaxAttempts is ignored. Meanwhile it waits off its lane, so that other keys keep
+	// flowing, and holds only its own key (the key's later messages wait behind it). Each
+	// failed attempt logs one line and calls OnDeadLetterError. Zero fields take
+	// DefaultDeadLetterBackoff's (1s doubling to 1m).
+	DeadLetterBackoff RetryPolicy
+
+	// OnDeadLetterError, when set, is called after every failed attempt to store a dead-letter
+	// copy, from the worker that made it: count it, raise an alert. It must not block.
+	OnDeadLetterError func(DeadLetterRetry)
+
 	// DeadLetterTopic names the default dead-letter topic. Default: the topic + ".dlq" (or
 	// the adapter's form, see Conn.DefaultDeadLetterTopic). Unless DeadLetter is set, Subscribe
 	// also makes sure a subscription named Subscription + ".dlq" exists on it, so that
@@ -141,6 +154,9 @@ func (c SubscriberConfig) Validate() error {
 			return fmt.Errorf("%w: Middleware[%d] is nil", ErrInvalidConfig, i)
 		}
 	}
+	if err := c.DeadLetterBackoff.Validate(); err != nil {
+		return fmt.Errorf("DeadLetterBackoff: %w", err)
+	}
 	return c.Retry.Validate()
 }
 
@@ -158,6 +174,7 @@ func (c SubscriberConfig) withDefaults() SubscriberConfig {
 		c.DrainTimeout = DefaultDrainTimeout
 	}
 	c.Retry = c.Retry.withDefaults()
+	c.DeadLetterBackoff = c.DeadLetterBackoff.withDefaultsFrom(DefaultDeadLetterBackoff)
 	return c
 }
 
@@ -285,7 +302,7 @@ func (s *Subscriber) Run(ctx context.Context, h message.Handler) error {
 	s.mu.Unlock()
 	defer stop()
 
-	e := newEngine(s, message.Chain(s.cfg.Middleware...)(h), ctx)
+	e := newEngine(s.engineConfig(), s.recv, message.Chain(s.cfg.Middleware...)(h), ctx)
 	err := e.run(runCtx)
 
 	s.mu.Lock()
@@ -294,6 +311,27 @@ func (s *Subscriber) Run(ctx context.Context, h message.Handler) error {
 	s.mu.Unlock()
 	s.conn.untrack(s)
 	return err
+}
+
+// engineConfig is what the engine of one Run needs.
+func (s *Subscriber) engineConfig() engineConfig {
+	return engineConfig{
+		Topic:        s.spec.Topic,
+		Subscription: s.spec.Subscription,
+		Concurrency:  s.cfg.Concurrency,
+		Prefetch:     s.cfg.Prefetch,
+		DrainTimeout: s.cfg.DrainTimeout,
+		Policy: policy{
+			redelivery:        s.conn.caps.Redelivery,
+			ordered:           s.cfg.ordering() != OrderNone,
+			retry:             s.cfg.Retry,
+			deadLetterBackoff: s.cfg.DeadLetterBackoff,
+		},
+		Native:            s.spec.NativeDeadLetter != nil,
+		DeadLetter:        s.dl,
+		OnDeadLetterError: s.cfg.OnDeadLetterError,
+		Log:               s.log,
+	}
 }
 
 // Close stops a running Run and waits for it to drain (bounded by ctx), or releases an idle
