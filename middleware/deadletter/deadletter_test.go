@@ -60,15 +60,18 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 }
 
 func TestRedriven(t *testing.T) {
-	m := transport.DeadLetterMessage(&message.Message{ID: "a", Key: "k", Payload: []byte("p"),
+	m := transport.DeadLetterCopy(&message.Message{ID: "a", Key: "k", Payload: []byte("p"),
 		Headers: message.Headers{"app": "v", message.HeaderContentType: "application/json"}},
 		transport.Failure{Err: errors.New("boom"), Attempts: 3, Topic: "orders", Subscription: "s",
-			FirstFailure: time.Now(), LastFailure: time.Now()})
+			FirstFailure: time.Now(), LastFailure: time.Now()}, transport.Capabilities{})
 	m.Headers[message.HeaderSchemaViolation] = "x"
 	m.Topic, m.Attempt, m.PublishTime = "orders.dlq", 2, time.Now()
 	m.Headers[message.HeaderRedriven] = "2020-01-01T00:00:00Z" // redriven before, failed again
 	now := time.Date(2026, 11, 22, 10, 0, 0, 5, time.FixedZone("x", 3600))
-	c := deadletter.Redriven(m, now)
+	c, err := deadletter.Redriven(m, now)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if c.ID != "a" || c.Key != "k" || string(c.Payload) != "p" || c.Topic != "" || c.Attempt != 0 || !c.PublishTime.IsZero() {
 		t.Errorf("redriven %+v", c)
 	}
@@ -78,6 +81,31 @@ func TestRedriven(t *testing.T) {
 	}
 	if m.Headers[message.HeaderDeadLetterTopic] != "orders" {
 		t.Error("Redriven changed its input")
+	}
+}
+
+func TestRedrivenRefuses(t *testing.T) {
+	f := transport.Failure{Err: errors.New("boom"), Topic: "orders", Subscription: "s"}
+	tests := []struct {
+		name string
+		m    *message.Message
+		want error
+	}{
+		{"notice without payload", transport.DeadLetterCopy(&message.Message{ID: "a", Payload: make([]byte, 2000)}, f,
+			transport.Capabilities{MaxMessageBytes: 1000}), deadletter.ErrPayloadOmitted},
+		{"invalid original", transport.DeadLetterCopy(&message.Message{ID: "a", Headers: message.Headers{"k": "\xff"}}, f,
+			transport.Capabilities{}), deadletter.ErrNotRepublishable},
+		{"forged escape list", &message.Message{ID: "a", Headers: message.Headers{transport.HeaderDeadLetterEscaped: `"v:nope"`}},
+			transport.ErrMalformedDeadLetter},
+	}
+	for _, tc := range tests {
+		if _, err := deadletter.Redriven(tc.m, time.Now()); !errors.Is(err, tc.want) {
+			t.Errorf("%s: err = %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	ok := transport.DeadLetterCopy(&message.Message{ID: "a", Headers: message.Headers{"": "v"}}, f, transport.Capabilities{})
+	if _, err := deadletter.Redriven(ok, time.Now()); !errors.Is(err, deadletter.ErrNotRepublishable) {
+		t.Errorf("empty header name: err = %v, want ErrNotRepublishable", err)
 	}
 }
 
