@@ -365,7 +365,8 @@ func UndoDeadLetterCopy(c *message.Message) (*message.Message, error) {
 		}
 	}
 	// Values first (by the name in the copy), then names.
-	slices.SortStableFunc(items, func(a, b string) int { return cmp.Compare(b[:1], a[:1]) })
+	first := func(s string) string { return s[:min(len(s), 1)] }
+	slices.SortStableFunc(items, func(a, b string) int { return cmp.Compare(first(b), first(a)) })
 	for _, it := range items {
 		if err := undoItem(o, it); err != nil {
 			return nil, fmt.Errorf("%w: %s: %q: %w", ErrMalformedDeadLetter, HeaderDeadLetterEscaped, it, err)

@@ -223,3 +223,57 @@ func FuzzDeadLetterCopy(f *testing.F) {
 		checkCopy(t, m, testFailure, copyCaps[c], copy, rep)
 	})
 }
+
+// FuzzParseDeadLetterList: any header value parses without panic; what parses re-encodes
+// to a list that parses to the same items.
+func FuzzParseDeadLetterList(f *testing.F) {
+	for _, s := range []string{"", `"id"`, `"id","key"`, `"n:\"\\xff\"","v:\"\\xff\""`, `"h:a",+3`, `+0`, `"a",`, "`x`", `"\u00e9"`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		items, err := ParseDeadLetterList(s)
+		if err != nil {
+			return
+		}
+		enc := make([]string, len(items))
+		for i, it := range items {
+			enc[i] = strconv.Quote(it)
+			if i == len(items)-1 && !strings.HasSuffix(s, `"`) {
+				enc[i] = it // a bare "+<n>"
+			}
+		}
+		again, err := ParseDeadLetterList(strings.Join(enc, ","))
+		if err != nil || !slices.Equal(again, items) {
+			t.Fatalf("%q parsed to %q; re-encoded %q parses to %q, %v", s, items, strings.Join(enc, ","), again, err)
+		}
+	})
+}
+
+// FuzzUndoDeadLetterCopy: a message published into a dead-letter topic by anyone (forged
+// annotations included) is undone without panic, or refused with ErrMalformedDeadLetter;
+// an undone message carries no annotations.
+func FuzzUndoDeadLetterCopy(f *testing.F) {
+	f.Add(`"id"`, `"a\xff"`, `""`, "n", "v")
+	f.Add(`"n:\"\\xff\"","v:\"\\xff\""`, "a", "k", `"\xff"`, `"\xff"`)
+	f.Add(`"v:x","n:x"`, "a", "k", "x", `"v"`)
+	f.Add(`"key"`, "a", `"\u00e9"`, "x", "y")
+	f.Fuzz(func(t *testing.T, escaped, id, key, name, value string) {
+		c := &message.Message{ID: id, Key: key, Headers: message.Headers{
+			HeaderDeadLetterEscaped: escaped, name: value, message.HeaderDeadLetterTopic: "t"}}
+		u, err := UndoDeadLetterCopy(c)
+		if err != nil {
+			if !errors.Is(err, ErrMalformedDeadLetter) {
+				t.Fatalf("error %v does not wrap ErrMalformedDeadLetter", err)
+			}
+			return
+		}
+		for k := range u.Headers {
+			if DeadLetterCopyStripped(k) {
+				t.Fatalf("undone message keeps %q", k)
+			}
+		}
+		if c.Headers[HeaderDeadLetterEscaped] != escaped || c.ID != id {
+			t.Fatal("UndoDeadLetterCopy changed its input")
+		}
+	})
+}

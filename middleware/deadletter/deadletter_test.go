@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/goleak"
 
@@ -383,4 +384,42 @@ func TestDestinationFixedTopicAndErrors(t *testing.T) {
 			t.Errorf("%s: err = %v", name, err)
 		}
 	}
+}
+
+// FuzzRedriven: whatever sits in a dead-letter subscription (a copy, or a message anyone
+// published there with forged annotations), Redriven returns a message Courier can publish
+// — no annotations, valid UTF-8, the redrive time set — or an error saying why not.
+func FuzzRedriven(f *testing.F) {
+	fl := transport.Failure{Err: errors.New("boom"), Topic: "orders", Subscription: "s"}
+	for _, m := range []*message.Message{
+		{ID: "a", Key: "k", Headers: message.Headers{"app": "v"}},
+		{ID: "a\xff", Key: "\xfe", Headers: message.Headers{"": "v", "n\xff": "\xff"}},
+	} {
+		c := transport.DeadLetterCopy(m, fl, transport.Capabilities{})
+		f.Add(c.ID, c.Key, c.Headers[transport.HeaderDeadLetterEscaped], c.Headers[transport.HeaderDeadLetterPayloadOmitted], "app", "v")
+	}
+	f.Add("a", "k", `"v:x"`, "", "x", `"\xff"`)
+	f.Add(`"a"`, "k", `"id",+2`, "12", "x", "y")
+	f.Fuzz(func(t *testing.T, id, key, escaped, omitted, name, value string) {
+		m := &message.Message{ID: id, Key: key, Payload: []byte("p"), Headers: message.Headers{
+			transport.HeaderDeadLetterEscaped: escaped, message.HeaderDeadLetterTopic: "orders", name: value}}
+		if omitted != "" {
+			m.Headers[transport.HeaderDeadLetterPayloadOmitted] = omitted
+		}
+		c, err := deadletter.Redriven(m, time.Unix(0, 0))
+		if err != nil {
+			if !errors.Is(err, deadletter.ErrPayloadOmitted) && !errors.Is(err, deadletter.ErrNotRepublishable) && !errors.Is(err, transport.ErrMalformedDeadLetter) {
+				t.Fatalf("unexpected error kind: %v", err)
+			}
+			return
+		}
+		if !utf8.ValidString(c.ID) || !utf8.ValidString(c.Key) || c.Headers[message.HeaderRedriven] == "" {
+			t.Fatalf("redriven %q %q %q", c.ID, c.Key, c.Headers)
+		}
+		for k, v := range c.Headers {
+			if k == "" || !utf8.ValidString(k) || !utf8.ValidString(v) || transport.DeadLetterCopyStripped(k) {
+				t.Fatalf("redriven message carries header %q=%q", k, v)
+			}
+		}
+	})
 }
