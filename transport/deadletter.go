@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/transport/driver"
@@ -47,63 +44,12 @@ func (fn DeadLetterFunc) DeadLetter(ctx context.Context, m *message.Message, f F
 	return fn(ctx, m, f)
 }
 
-// DeadLetterMessage returns the copy of m that goes to a dead-letter topic: same ID, key,
-// payload and headers, plus the courier-dlq-* headers describing f. Times are RFC 3339 UTC.
-func DeadLetterMessage(m *message.Message, f Failure) *message.Message {
-	d := m.Clone()
-	d.PublishTime = time.Time{}
-	d.Topic, d.Subscription, d.Attempt, d.BrokerTime = "", "", 0, time.Time{}
-	reason := "unknown"
-	if f.Err != nil {
-		reason = f.Err.Error()
-	}
-	d.SetHeader(message.HeaderDeadLetterReason, headerValue(reason))
-	d.SetHeader(message.HeaderDeadLetterPermanent, strconv.FormatBool(f.Permanent))
-	d.SetHeader(message.HeaderDeadLetterAttempts, strconv.Itoa(f.Attempts))
-	d.SetHeader(message.HeaderDeadLetterTopic, f.Topic)
-	d.SetHeader(message.HeaderDeadLetterSubscription, f.Subscription)
-	if !f.FirstFailure.IsZero() {
-		d.SetHeader(message.HeaderDeadLetterFirstFailure, f.FirstFailure.UTC().Format(time.RFC3339Nano))
-	}
-	if !f.LastFailure.IsZero() {
-		d.SetHeader(message.HeaderDeadLetterLastFailure, f.LastFailure.UTC().Format(time.RFC3339Nano))
-	}
-	d.SetHeader(message.HeaderAttempt, strconv.Itoa(f.Attempts))
-	var dh DeadLetterHeaderer
-	if f.Err != nil && errors.As(f.Err, &dh) {
-		for k, v := range dh.DeadLetterHeaders() {
-			if _, taken := d.Headers[k]; k != "" && !taken {
-				d.SetHeader(k, headerValue(v))
-			}
-		}
-	}
-	return d
-}
-
 // DeadLetterHeaderer is implemented by errors that describe themselves in headers of the
 // dead-letter copy (the schema middleware's violation, say). DeadLetterMessage adds the headers
 // of the first such error in the chain (errors.As), without overwriting a header the copy
 // already has, each value cut like the reason.
 type DeadLetterHeaderer interface {
 	DeadLetterHeaders() map[string]string
-}
-
-// maxDeadLetterHeader bounds the values DeadLetterMessage writes: it fits every broker's
-// header limit.
-const maxDeadLetterHeader = 512
-
-// headerValue makes s a header value every broker carries: valid UTF-8, at most
-// maxDeadLetterHeader bytes, cut at a rune boundary with "..." when longer.
-func headerValue(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	if len(s) <= maxDeadLetterHeader {
-		return s
-	}
-	cut := maxDeadLetterHeader - 3
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "..."
 }
 
 // DefaultDeadLetterTopic returns the dead-letter topic for topic on the connection's broker:
@@ -115,14 +61,26 @@ func (c *Conn) DefaultDeadLetterTopic(topic string) string {
 	return topic + DeadLetterSuffix
 }
 
-// TopicDeadLetterer publishes dead-lettered messages to a topic through a connection, with
-// the headers DeadLetterMessage adds. It is the engine's default, on the subscriber's own
-// connection; pass one built on another Conn to dead-letter to another broker.
+// TopicDeadLetterer is Courier's dead-letterer: it publishes the dead-letter copy
+// (DeadLetterCopy, fitted to the connection's Capabilities) to a topic and waits for the
+// broker to accept it. It is the engine's default, on the subscriber's own connection;
+// middleware/deadletter's Destination adds retention and configuration around it.
+//
+// When the payload cannot fit the destination even without the original's headers (a
+// dead-letter topic on a broker with a smaller limit), it stores a notice instead — the copy
+// without payload, HeaderDeadLetterPayloadOmitted set — and returns an error wrapping
+// ErrMessageTooLarge: the engine then keeps the original (never acknowledged unhandled,
+// never truncated) and tries again after its backoff, storing one more notice each time.
 type TopicDeadLetterer struct {
 	// Conn to publish on.
 	Conn *Conn
 	// Topic receives the messages; empty means Conn.DefaultDeadLetterTopic(original topic).
 	Topic string
+	// PublishTimeout bounds each publish; 0 means only the caller's context does.
+	PublishTimeout time.Duration
+	// OnDeadLetter, when set, is called after each copy was stored, with the original
+	// message and the failure: the place for metrics and alerts. It must not keep m.
+	OnDeadLetter func(m *message.Message, f Failure)
 }
 
 // DeadLetter publishes the dead-letter copy of m and waits for the broker to accept it.
@@ -131,8 +89,41 @@ func (t TopicDeadLetterer) DeadLetter(ctx context.Context, m *message.Message, f
 	if topic == "" {
 		topic = t.Conn.DefaultDeadLetterTopic(f.Topic)
 	}
-	if err := t.Conn.Publish(ctx, topic, DeadLetterMessage(m, f)); err != nil {
+	if t.PublishTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.PublishTimeout)
+		defer cancel()
+	}
+	caps := t.Conn.Capabilities()
+	c, rep := buildCopy(m, f, caps, false)
+	err := t.Conn.Publish(ctx, topic, c)
+	if err != nil && !rep.noBody && errors.Is(err, ErrMessageTooLarge) {
+		// The broker counts more than message.Size (SQS's base64 bodies): store the notice.
+		c, rep = buildCopy(m, f, caps, true)
+		err = t.Conn.Publish(ctx, topic, c)
+	}
+	if err != nil {
 		return fmt.Errorf("courier: dead-letter message %s to %q: %w", m.ID, topic, err)
 	}
+	if rep.noBody {
+		return fmt.Errorf("courier: dead-letter message %s to %q: %w: its payload of %d bytes does not fit %s; a notice without it was stored and the message is kept",
+			m.ID, topic, ErrMessageTooLarge, len(m.Payload), caps.Name)
+	}
+	if t.OnDeadLetter != nil {
+		t.OnDeadLetter(m, f)
+	}
 	return nil
+}
+
+// EnsureSubscription makes sure subscription exists on topic, creating it where the adapter
+// may, so that messages published to topic from now on are retained for it, without
+// consuming anything. It is how the dead-letter subscription "<subscription>.dlq" is made
+// before the first copy is published (RabbitMQ, Pub/Sub and memory:// drop messages nobody
+// subscribed to).
+func (c *Conn) EnsureSubscription(ctx context.Context, topic, subscription string) error {
+	p, err := c.Pull(ctx, topic, subscription, PullConfig{Prefetch: 1})
+	if err != nil {
+		return err
+	}
+	return p.Close(ctx)
 }

@@ -27,7 +27,7 @@ func TestDeadLetterMessageReasonIsAValidHeader(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			d := DeadLetterMessage(&message.Message{ID: "a"}, Failure{Err: errors.New(tc.reason)})
+			d := DeadLetterCopy(&message.Message{ID: "a"}, Failure{Err: errors.New(tc.reason)}, Capabilities{})
 			got := d.Header(message.HeaderDeadLetterReason)
 			if !utf8.ValidString(got) || len(got) > maxDeadLetterHeader {
 				t.Fatalf("reason header is %d bytes, valid UTF-8 %v; want ≤ %d and valid", len(got), utf8.ValidString(got), maxDeadLetterHeader)
@@ -50,7 +50,7 @@ func TestDeadLetterMessageErrorHeaders(t *testing.T) {
 		message.HeaderDeadLetterPermanent: "must not overwrite",
 		"":                                "ignored",
 	}})
-	d := DeadLetterMessage(m, Failure{Err: err, Permanent: true})
+	d := DeadLetterCopy(m, Failure{Err: err, Permanent: true}, Capabilities{})
 	if got := d.Header("courier-extra"); !utf8.ValidString(got) || len(got) > maxDeadLetterHeader || !strings.HasPrefix(got, "éé") {
 		t.Errorf("extra header = %d bytes %q…", len(got), got[:min(10, len(got))])
 	}

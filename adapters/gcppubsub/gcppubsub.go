@@ -123,6 +123,9 @@ func (d *Driver) Capabilities() driver.Capabilities {
 		MaxMessageBytes:     MaxMessageBytes,
 		MaxHeaderValueBytes: MaxAttributeValueBytes,
 		MaxHeaderNameBytes:  MaxAttributeKeyBytes,
+		MaxHeaders:          MaxAttributes - 2, // Courier's own two
+		MaxKeyBytes:         MaxOrderingKeyBytes,
+		MaxIDBytes:          MaxAttributeValueBytes,
 		MaxBatch:            pubsub.MaxPublishRequestCount,
 	}
 }

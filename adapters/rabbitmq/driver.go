@@ -127,6 +127,7 @@ func (d *Driver) Capabilities() driver.Capabilities {
 		MaxMessageBytes:     d.cfg.MaxMessageBytes,
 		MaxHeaderValueBytes: d.cfg.MaxHeaderValueBytes,
 		MaxHeaderNameBytes:  maxShortString,
+		MaxHeaderBytes:      120 << 10, // all headers fit one AMQP frame (128 KiB by default)
 		MaxBatch:            d.cfg.MaxInFlight,
 	}
 }

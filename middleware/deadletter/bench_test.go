@@ -36,10 +36,10 @@ func BenchmarkDestination(b *testing.B) {
 func BenchmarkRedrive(b *testing.B) {
 	ctx := context.Background()
 	conn, _ := open(b)
-	if err := deadletter.EnsureSubscription(ctx, conn, "orders", "s"); err != nil {
+	if err := conn.EnsureSubscription(ctx, "orders", "s"); err != nil {
 		b.Fatal(err)
 	}
-	if err := deadletter.EnsureSubscription(ctx, conn, "orders.dlq", "s.dlq"); err != nil {
+	if err := conn.EnsureSubscription(ctx, "orders.dlq", "s.dlq"); err != nil {
 		b.Fatal(err)
 	}
 	payload := make([]byte, 1024)
@@ -47,8 +47,8 @@ func BenchmarkRedrive(b *testing.B) {
 	for i := 0; i < b.N; i += len(batch) {
 		batch = batch[:0]
 		for j := i; j < min(i+100, b.N); j++ {
-			batch = append(batch, transport.DeadLetterMessage(&message.Message{ID: fmt.Sprint(j), Payload: payload},
-				transport.Failure{Err: errors.New("x"), Topic: "orders", Subscription: "s", Attempts: 1}))
+			batch = append(batch, transport.DeadLetterCopy(&message.Message{ID: fmt.Sprint(j), Payload: payload},
+				transport.Failure{Err: errors.New("x"), Topic: "orders", Subscription: "s", Attempts: 1}, conn.Capabilities()))
 		}
 		if err := conn.Publish(ctx, "orders.dlq", batch...); err != nil {
 			b.Fatal(err)

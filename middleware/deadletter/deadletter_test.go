@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/goleak"
 
@@ -60,15 +61,18 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 }
 
 func TestRedriven(t *testing.T) {
-	m := transport.DeadLetterMessage(&message.Message{ID: "a", Key: "k", Payload: []byte("p"),
+	m := transport.DeadLetterCopy(&message.Message{ID: "a", Key: "k", Payload: []byte("p"),
 		Headers: message.Headers{"app": "v", message.HeaderContentType: "application/json"}},
 		transport.Failure{Err: errors.New("boom"), Attempts: 3, Topic: "orders", Subscription: "s",
-			FirstFailure: time.Now(), LastFailure: time.Now()})
+			FirstFailure: time.Now(), LastFailure: time.Now()}, transport.Capabilities{})
 	m.Headers[message.HeaderSchemaViolation] = "x"
 	m.Topic, m.Attempt, m.PublishTime = "orders.dlq", 2, time.Now()
 	m.Headers[message.HeaderRedriven] = "2020-01-01T00:00:00Z" // redriven before, failed again
 	now := time.Date(2026, 11, 22, 10, 0, 0, 5, time.FixedZone("x", 3600))
-	c := deadletter.Redriven(m, now)
+	c, err := deadletter.Redriven(m, now)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if c.ID != "a" || c.Key != "k" || string(c.Payload) != "p" || c.Topic != "" || c.Attempt != 0 || !c.PublishTime.IsZero() {
 		t.Errorf("redriven %+v", c)
 	}
@@ -78,6 +82,31 @@ func TestRedriven(t *testing.T) {
 	}
 	if m.Headers[message.HeaderDeadLetterTopic] != "orders" {
 		t.Error("Redriven changed its input")
+	}
+}
+
+func TestRedrivenRefuses(t *testing.T) {
+	f := transport.Failure{Err: errors.New("boom"), Topic: "orders", Subscription: "s"}
+	tests := []struct {
+		name string
+		m    *message.Message
+		want error
+	}{
+		{"notice without payload", transport.DeadLetterCopy(&message.Message{ID: "a", Payload: make([]byte, 2000)}, f,
+			transport.Capabilities{MaxMessageBytes: 1000}), deadletter.ErrPayloadOmitted},
+		{"invalid original", transport.DeadLetterCopy(&message.Message{ID: "a", Headers: message.Headers{"k": "\xff"}}, f,
+			transport.Capabilities{}), deadletter.ErrNotRepublishable},
+		{"forged escape list", &message.Message{ID: "a", Headers: message.Headers{transport.HeaderDeadLetterEscaped: `"v:nope"`}},
+			transport.ErrMalformedDeadLetter},
+	}
+	for _, tc := range tests {
+		if _, err := deadletter.Redriven(tc.m, time.Now()); !errors.Is(err, tc.want) {
+			t.Errorf("%s: err = %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	ok := transport.DeadLetterCopy(&message.Message{ID: "a", Headers: message.Headers{"": "v"}}, f, transport.Capabilities{})
+	if _, err := deadletter.Redriven(ok, time.Now()); !errors.Is(err, deadletter.ErrNotRepublishable) {
+		t.Errorf("empty header name: err = %v, want ErrNotRepublishable", err)
 	}
 }
 
@@ -355,4 +384,42 @@ func TestDestinationFixedTopicAndErrors(t *testing.T) {
 			t.Errorf("%s: err = %v", name, err)
 		}
 	}
+}
+
+// FuzzRedriven: whatever sits in a dead-letter subscription (a copy, or a message anyone
+// published there with forged annotations), Redriven returns a message Courier can publish
+// — no annotations, valid UTF-8, the redrive time set — or an error saying why not.
+func FuzzRedriven(f *testing.F) {
+	fl := transport.Failure{Err: errors.New("boom"), Topic: "orders", Subscription: "s"}
+	for _, m := range []*message.Message{
+		{ID: "a", Key: "k", Headers: message.Headers{"app": "v"}},
+		{ID: "a\xff", Key: "\xfe", Headers: message.Headers{"": "v", "n\xff": "\xff"}},
+	} {
+		c := transport.DeadLetterCopy(m, fl, transport.Capabilities{})
+		f.Add(c.ID, c.Key, c.Headers[transport.HeaderDeadLetterEscaped], c.Headers[transport.HeaderDeadLetterPayloadOmitted], "app", "v")
+	}
+	f.Add("a", "k", `"v:x"`, "", "x", `"\xff"`)
+	f.Add(`"a"`, "k", `"id",+2`, "12", "x", "y")
+	f.Fuzz(func(t *testing.T, id, key, escaped, omitted, name, value string) {
+		m := &message.Message{ID: id, Key: key, Payload: []byte("p"), Headers: message.Headers{
+			transport.HeaderDeadLetterEscaped: escaped, message.HeaderDeadLetterTopic: "orders", name: value}}
+		if omitted != "" {
+			m.Headers[transport.HeaderDeadLetterPayloadOmitted] = omitted
+		}
+		c, err := deadletter.Redriven(m, time.Unix(0, 0))
+		if err != nil {
+			if !errors.Is(err, deadletter.ErrPayloadOmitted) && !errors.Is(err, deadletter.ErrNotRepublishable) && !errors.Is(err, transport.ErrMalformedDeadLetter) {
+				t.Fatalf("unexpected error kind: %v", err)
+			}
+			return
+		}
+		if !utf8.ValidString(c.ID) || !utf8.ValidString(c.Key) || c.Headers[message.HeaderRedriven] == "" {
+			t.Fatalf("redriven %q %q %q", c.ID, c.Key, c.Headers)
+		}
+		for k, v := range c.Headers {
+			if k == "" || !utf8.ValidString(k) || !utf8.ValidString(v) || transport.DeadLetterCopyStripped(k) {
+				t.Fatalf("redriven message carries header %q=%q", k, v)
+			}
+		}
+	})
 }

@@ -59,9 +59,11 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Destination is a transport.DeadLetterer that publishes dead-letter copies (built by
-// transport.DeadLetterMessage) to a topic on a connection of your choice. Use one per
-// subscription, as SubscriberConfig.DeadLetter. It is safe for concurrent use.
+// Destination is a transport.DeadLetterer that publishes dead-letter copies to a topic on a
+// connection of your choice: transport.TopicDeadLetterer (the one implementation, which fits
+// the copy to that connection's broker, see transport.DeadLetterCopy) with the retaining
+// subscription made first and a timeout. Use one per subscription, as
+// SubscriberConfig.DeadLetter. It is safe for concurrent use.
 type Destination struct {
 	cfg      Config
 	retained sync.Map // "topic\x00subscription" → struct{}
@@ -87,7 +89,9 @@ func (d *Destination) TopicFor(topic string) string {
 }
 
 // DeadLetter implements transport.DeadLetterer: it makes sure the copy will be retained,
-// publishes it and waits for the broker to accept it.
+// publishes it and waits for the broker to accept it. Where the payload cannot fit the
+// destination, it stores a notice and fails (see transport.TopicDeadLetterer): the engine
+// keeps the original.
 func (d *Destination) DeadLetter(ctx context.Context, m *message.Message, f transport.Failure) error {
 	topic := d.TopicFor(f.Topic)
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.PublishTimeout)
@@ -97,13 +101,8 @@ func (d *Destination) DeadLetter(ctx context.Context, m *message.Message, f tran
 			return fmt.Errorf("deadletter: message %s: retain %q on %q: %w", m.ID, f.Subscription+transport.DeadLetterSuffix, topic, err)
 		}
 	}
-	if err := d.cfg.Conn.Publish(ctx, topic, transport.DeadLetterMessage(m, f)); err != nil {
-		return fmt.Errorf("deadletter: message %s to %q: %w", m.ID, topic, err)
-	}
-	if d.cfg.OnDeadLetter != nil {
-		d.cfg.OnDeadLetter(m, f)
-	}
-	return nil
+	t := transport.TopicDeadLetterer{Conn: d.cfg.Conn, Topic: topic, OnDeadLetter: d.cfg.OnDeadLetter}
+	return t.DeadLetter(ctx, m, f)
 }
 
 // retain creates subscription on topic once per Destination.
@@ -112,21 +111,16 @@ func (d *Destination) retain(ctx context.Context, topic, subscription string) er
 	if _, ok := d.retained.Load(key); ok {
 		return nil
 	}
-	if err := EnsureSubscription(ctx, d.cfg.Conn, topic, subscription); err != nil {
+	if err := d.cfg.Conn.EnsureSubscription(ctx, topic, subscription); err != nil {
 		return err
 	}
 	d.retained.Store(key, struct{}{})
 	return nil
 }
 
-// EnsureSubscription makes sure subscription exists on topic, so that messages published to
-// topic from now on are retained for it, without consuming anything.
+// EnsureSubscription makes sure subscription exists on topic without consuming anything.
+//
+// Deprecated: use conn.EnsureSubscription.
 func EnsureSubscription(ctx context.Context, conn *transport.Conn, topic, subscription string) error {
-	// A DeadLetterer of its own keeps Subscribe from setting up a dead-letter topic for it.
-	s, err := conn.Subscribe(ctx, topic, subscription, transport.SubscriberConfig{DeadLetter: transport.DeadLetterFunc(
-		func(context.Context, *message.Message, transport.Failure) error { return errors.New("not consumed") })})
-	if err != nil {
-		return err
-	}
-	return s.Close(ctx)
+	return conn.EnsureSubscription(ctx, topic, subscription)
 }

@@ -16,12 +16,12 @@ func ExampleRedrive() {
 	ctx := context.Background()
 	conn, _ := memory.Open(memory.Config{})
 	defer conn.Close(ctx)
-	_ = deadletter.EnsureSubscription(ctx, conn, "orders", "billing")
-	_ = deadletter.EnsureSubscription(ctx, conn, "orders.dlq", "billing.dlq")
+	_ = conn.EnsureSubscription(ctx, "orders", "billing")
+	_ = conn.EnsureSubscription(ctx, "orders.dlq", "billing.dlq")
 
 	// What the engine stores when billing gives up on a message.
-	dead := transport.DeadLetterMessage(&message.Message{ID: "order-7", Payload: []byte(`{"total":70}`)},
-		transport.Failure{Err: fmt.Errorf("gateway down"), Attempts: 5, Topic: "orders", Subscription: "billing"})
+	dead := transport.DeadLetterCopy(&message.Message{ID: "order-7", Payload: []byte(`{"total":70}`)},
+		transport.Failure{Err: fmt.Errorf("gateway down"), Attempts: 5, Topic: "orders", Subscription: "billing"}, conn.Capabilities())
 	_ = conn.Publish(ctx, "orders.dlq", dead)
 
 	res, err := deadletter.Redrive(ctx, conn, "orders.dlq", "billing.dlq", deadletter.RedriveOptions{

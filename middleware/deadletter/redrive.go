@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
-
-	"github.com/courierhq/courier/transport/driver"
+	"unicode/utf8"
 
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/transport"
@@ -17,6 +15,16 @@ import (
 // ErrNoOriginalTopic: a dead-lettered message has no message.HeaderDeadLetterTopic (and no
 // RedriveOptions.FallbackTopic is set), so Redrive does not know where it belongs.
 var ErrNoOriginalTopic = errors.New("deadletter: message names no original topic")
+
+// ErrPayloadOmitted: the dead-lettered message is a notice whose payload did not fit the
+// dead-letter topic (transport.HeaderDeadLetterPayloadOmitted); the original was kept on its
+// subscription, so there is nothing to redrive. It is left in place.
+var ErrPayloadOmitted = errors.New("deadletter: the copy's payload was omitted (a notice)")
+
+// ErrNotRepublishable: the original message held an ID, key or header that is not valid
+// UTF-8 (or an empty header name), which the copy escaped; Courier's Publish refuses such a
+// message, so Redrive leaves it in place. Move it with Filter and a tool of your own.
+var ErrNotRepublishable = errors.New("deadletter: the original message cannot be republished as it was")
 
 // Defaults for RedriveOptions.
 const (
@@ -103,11 +111,6 @@ func (r *RedriveResult) fail(n int, err error) {
 	}
 }
 
-// strippedPrefix and strippedHeaders are the dead-letter annotations Redrive removes.
-const strippedPrefix = message.ReservedPrefix + "dlq-"
-
-var strippedHeaders = []string{message.HeaderAttempt, message.HeaderSchemaViolation}
-
 // Redrive moves the messages of subscription dlqSubscription on topic dlqTopic (on the default
 // setup: conn.DefaultDeadLetterTopic(topic) and "<subscription>.dlq") back to the topic each
 // names in message.HeaderDeadLetterTopic. A moved message keeps its ID, key, payload and
@@ -164,8 +167,7 @@ func Redrive(ctx context.Context, conn *transport.Conn, dlqTopic, dlqSubscriptio
 	}
 	log = log.With("courier.topic", dlqTopic, "courier.subscription", dlqSubscription)
 
-	recv, err := conn.Driver().Subscribe(ctx, driver.SubscriptionSpec{
-		Topic: dlqTopic, Subscription: dlqSubscription, Prefetch: max(4*opts.BatchSize, 256)})
+	recv, err := conn.Pull(ctx, dlqTopic, dlqSubscription, transport.PullConfig{Prefetch: max(4*opts.BatchSize, 256)})
 	if err != nil {
 		return res, fmt.Errorf("deadletter: redrive %s/%s: %w", dlqTopic, dlqSubscription, err)
 	}
@@ -202,7 +204,7 @@ func Redrive(ctx context.Context, conn *transport.Conn, dlqTopic, dlqSubscriptio
 
 type redriver struct {
 	conn, target *transport.Conn
-	recv         driver.Receiver
+	recv         *transport.Puller
 	opts         RedriveOptions
 	log          *slog.Logger
 	res          *RedriveResult
@@ -239,6 +241,12 @@ func (r *redriver) batch(ctx context.Context, msgs []*message.Message) {
 			r.held = append(r.held, m)
 			continue
 		}
+		moved, err := Redriven(m, time.Now())
+		if err != nil {
+			r.res.fail(1, err)
+			r.held = append(r.held, m)
+			continue
+		}
 		var g *group
 		for _, x := range groups {
 			if x.topic == topic {
@@ -251,7 +259,7 @@ func (r *redriver) batch(ctx context.Context, msgs []*message.Message) {
 			groups = append(groups, g)
 		}
 		g.originals = append(g.originals, m)
-		g.redirected = append(g.redirected, Redriven(m, time.Now()))
+		g.redirected = append(g.redirected, moved)
 	}
 	var ack []*message.Message
 	for _, g := range groups {
@@ -287,7 +295,7 @@ func (r *redriver) batch(ctx context.Context, msgs []*message.Message) {
 		r.moved[m.ID] = struct{}{}
 	}
 	r.res.Moved += len(ack)
-	if err := r.recv.Ack(ctx, ack); err != nil {
+	if err := r.recv.Ack(ctx, ack...); err != nil {
 		// Already published: they may come back, and are then skipped as moved by this run.
 		r.log.Error("courier: acknowledging redriven messages failed; they may be redriven again later (same IDs)", "count", len(ack), "error", err)
 	}
@@ -298,11 +306,9 @@ func (r *redriver) batch(ctx context.Context, msgs []*message.Message) {
 func (r *redriver) release() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if r.conn.Capabilities().Redelivery {
-		for _, m := range r.held {
-			if err := r.recv.Nack(ctx, m, 0); err != nil {
-				r.log.Error("courier: releasing a message left in place failed; the broker redelivers it when its lease ends", "message_id", m.ID, "error", err)
-			}
+	for _, m := range r.held {
+		if err := r.recv.Release(ctx, m); err != nil {
+			r.log.Error("courier: releasing a message left in place failed; the broker redelivers it when its lease ends", "message_id", m.ID, "error", err)
 		}
 	}
 	if err := r.recv.Close(ctx); err != nil {
@@ -322,23 +328,38 @@ func (r *redriver) summary(stop error) error {
 	return errors.Join(errs...)
 }
 
-// Redriven returns the copy of a dead-lettered message that Redrive publishes at time now:
-// same ID, key, payload and application headers, without the dead-letter annotations, with
-// message.HeaderRedriven set to now, and with the receive-side fields and publish time cleared.
-func Redriven(m *message.Message, now time.Time) *message.Message {
-	c := &message.Message{ID: m.ID, Key: m.Key, Payload: m.Payload, Headers: make(message.Headers, len(m.Headers)+1)}
-next:
-	for k, v := range m.Headers {
-		if strings.HasPrefix(k, strippedPrefix) {
-			continue
-		}
-		for _, s := range strippedHeaders {
-			if k == s {
-				continue next
-			}
-		}
-		c.Headers[k] = v
+// Redriven returns the message Redrive publishes at time now for the dead-letter copy m:
+// transport.UndoDeadLetterCopy's result (same ID, key, payload and application headers as the
+// original, escapes reversed, annotations removed) with message.HeaderRedriven set to now.
+// It fails, wrapping ErrPayloadOmitted, ErrNotRepublishable or
+// transport.ErrMalformedDeadLetter, when m cannot be moved back as it was.
+func Redriven(m *message.Message, now time.Time) (*message.Message, error) {
+	if n := m.Headers[transport.HeaderDeadLetterPayloadOmitted]; n != "" {
+		return nil, fmt.Errorf("%w: message %s: %s bytes", ErrPayloadOmitted, m.ID, n)
+	}
+	c, err := transport.UndoDeadLetterCopy(m)
+	if err != nil {
+		return nil, fmt.Errorf("deadletter: message %s: %w", m.ID, err)
+	}
+	if err := republishable(c); err != nil {
+		return nil, fmt.Errorf("%w: message %s: %w", ErrNotRepublishable, m.ID, err)
 	}
 	c.Headers[message.HeaderRedriven] = now.UTC().Format(time.RFC3339Nano) // replaces an earlier redrive's
-	return c
+	return c, nil
+}
+
+// republishable reports what Courier's Publish would refuse in c.
+func republishable(c *message.Message) error {
+	switch {
+	case !utf8.ValidString(c.ID):
+		return errors.New("ID is not valid UTF-8")
+	case !utf8.ValidString(c.Key):
+		return errors.New("key is not valid UTF-8")
+	}
+	for k, v := range c.Headers {
+		if k == "" || !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return fmt.Errorf("header %q is empty or not valid UTF-8", k)
+		}
+	}
+	return nil
 }

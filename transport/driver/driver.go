@@ -80,7 +80,13 @@ type DeadLetterNamer interface {
 	DeadLetterTopic(topic string) string
 }
 
-// Capabilities describes a broker to the engine and to the conformance suite.
+// HeaderOverheadBytes is what each header counts towards Capabilities.MaxHeaderBytes beyond
+// its name and value: the framing a broker adds per header (AMQP's field-table entry takes 6).
+const HeaderOverheadBytes = 8
+
+// Capabilities describes a broker to the engine and to the conformance suite. The Max*
+// limits are what the dead-letter copy is fitted to (transport.DeadLetterCopy); Publish
+// checks MaxMessageBytes and the header name and value lengths, the adapter the rest.
 type Capabilities struct {
 	// Name is the adapter's name ("memory", "rabbitmq", …).
 	Name string
@@ -105,6 +111,18 @@ type Capabilities struct {
 	MaxHeaderValueBytes int
 	// MaxHeaderNameBytes is the longest header name the broker accepts; 0 means no limit.
 	MaxHeaderNameBytes int
+	// MaxHeaders is the most headers a message may carry (Pub/Sub: 100 attributes less the
+	// adapter's own); 0 means no limit.
+	MaxHeaders int
+	// MaxHeaderBytes bounds all headers of a message together, counting each header as its
+	// name and value plus HeaderOverheadBytes, and the ID and key as their length (RabbitMQ:
+	// every header must fit one AMQP frame); 0 means no limit.
+	MaxHeaderBytes int
+	// MaxKeyBytes is the longest Message.Key the broker accepts (Pub/Sub ordering keys);
+	// 0 means no limit.
+	MaxKeyBytes int
+	// MaxIDBytes is the longest Message.ID the broker accepts; 0 means no limit.
+	MaxIDBytes int
 	// MaxBatch is the most messages the adapter sends in one broker request; Publish accepts
 	// any number and the adapter splits. Informational.
 	MaxBatch int
