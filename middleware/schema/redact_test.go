@@ -109,7 +109,10 @@ func TestRedactEndToEnd(t *testing.T) {
 	rctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); _ = sub.Run(rctx, func(context.Context, *message.Message) error { return nil }) }()
+	go func() {
+		defer wg.Done()
+		_ = sub.Run(rctx, func(context.Context, *message.Message) error { return nil })
+	}()
 	go func() {
 		defer wg.Done()
 		_ = dlq.Run(rctx, func(_ context.Context, m *message.Message) error { dead <- m.Clone(); return nil })
