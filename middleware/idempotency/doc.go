@@ -14,9 +14,13 @@
 // handler failed (or panicked) it releases the claim so that the engine's retry can claim it
 // again. A message whose key is done is acknowledged without calling the handler. A message
 // whose key another consumer holds right now (a duplicate delivered to two instances at once)
-// is deferred (message.Defer) — never handled twice at the same time — and looks again after
-// the claim's remaining lease (at most MaxBusyDelay), or at once when the claim was held in
-// the same process and ends; it then normally finds the key done.
+// is deferred — never handled twice at the same time — and looks again after the claim's
+// remaining lease (at most MaxBusyDelay), or at once when the claim was held in the same
+// process and ends; it then normally finds the key done. The deferral is
+// message.DeferInOrder: the message keeps its place in its ordering key's order, and the
+// engine holds the key's later messages behind it. That matters after a crash: the dead
+// instance's claim blocks its message until the lease ends, and with a plain deferral the
+// key's later messages would be handled meanwhile, out of order.
 //
 // # Design decisions
 //
@@ -33,6 +37,8 @@
 //     and the message acknowledged: it was handled, and failing it would only have it handled
 //     again once its claim expires.
 //   - Waiting is a deferral, not a failure: it never counts toward the dead-letter decision.
+//   - Claims, owner IDs, the retried settling calls and the in-process wake-ups are the
+//     skeleton shared with the ordering middleware (internal/lease).
 //
 // # What it does not do
 //

@@ -2,22 +2,19 @@ package idempotency
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"sync/atomic"
 	"time"
 
+	"github.com/courierhq/courier/internal/lease"
 	"github.com/courierhq/courier/message"
 )
 
 // ErrInvalidConfig is returned by Config.Validate and New for a configuration that cannot work.
 var ErrInvalidConfig = errors.New("idempotency: invalid configuration")
 
-// ErrInFlight is wrapped in the deferral (message.Defer) returned for a message whose key
+// ErrInFlight is wrapped in the deferral (message.DeferInOrder) returned for a message whose key
 // another consumer is handling right now.
 var ErrInFlight = errors.New("idempotency: another consumer is handling this message")
 
@@ -60,7 +57,8 @@ type Config struct {
 	StoreTimeout time.Duration
 
 	// Logger receives the middleware's log lines (message IDs, never payloads).
-	// Default slog.Default().
+	// Default: the logger the subscriber puts in the handler's context
+	// (message.LoggerFrom), which is the connection's.
 	Logger *slog.Logger
 }
 
@@ -85,11 +83,10 @@ type Idempotency struct {
 	lease     time.Duration
 	retention time.Duration
 	timeout   time.Duration
-	log       *slog.Logger
+	log       *slog.Logger // nil: message.LoggerFrom(ctx)
 
-	prefix string
-	n      atomic.Uint64
-	wakes  wakeList
+	owners *lease.Owners
+	wakes  lease.Wakes
 }
 
 // New returns an Idempotency for cfg.
@@ -108,13 +105,16 @@ func New(cfg Config) (*Idempotency, error) {
 	if i.timeout == 0 {
 		i.timeout = DefaultStoreTimeout
 	}
-	if i.log == nil {
-		i.log = slog.Default()
-	}
-	var b [8]byte
-	_, _ = crand.Read(b[:])
-	i.prefix = hex.EncodeToString(b[:])
+	i.owners = lease.NewOwners()
 	return i, nil
+}
+
+// logger returns Config.Logger, else the logger of the handler's context.
+func (i *Idempotency) logger(ctx context.Context) *slog.Logger {
+	if i.log != nil {
+		return i.log
+	}
+	return message.LoggerFrom(ctx)
 }
 
 // Consume returns the consume middleware. Per message it claims "<topic>/<subscription>/<key>"
@@ -125,11 +125,13 @@ func New(cfg Config) (*Idempotency, error) {
 //     Retention) and acknowledges; on failure (or panic) releases the claim, so that the
 //     engine's retry can claim it again, and returns the error;
 //   - already done: acknowledges without calling the handler;
-//   - claimed by another consumer and its lease still running: returns a deferral
-//     (message.Defer, with message.RetryAfter of the lease's remaining time, at most
-//     MaxBusyDelay): the engine sets the message aside and it looks again then — or at once
-//     when the other handler runs in this process and finishes — and normally finds the key
-//     done. It is never handled by two consumers at once.
+//   - claimed by another consumer and its lease still running: returns a deferral that
+//     keeps the message's place in its key's order (message.DeferInOrder, with the lease's
+//     remaining time, at most MaxBusyDelay): the engine holds the message and the later
+//     messages of its Key behind it, and it looks again then — or at once when the other
+//     handler runs in this process and finishes — and normally finds the key done. It is
+//     never handled by two consumers at once, and after a crash (the dead instance's claim
+//     runs until its lease ends) its successors do not overtake it.
 //
 // It fails closed: when the store cannot be reached the message fails with a retryable
 // error and is not handled; the engine retries it under its policy (and dead-letters it if
@@ -148,11 +150,11 @@ func (i *Idempotency) consume(ctx context.Context, next message.Handler, m *mess
 		k = i.key(m)
 	}
 	if k == "" {
-		i.log.Warn("idempotency: message has no deduplication key; handling it without", "message_id", m.ID)
+		i.logger(ctx).Warn("idempotency: message has no deduplication key; handling it without", "message_id", m.ID)
 		return next(ctx, m)
 	}
 	key := m.Topic + "/" + m.Subscription + "/" + k
-	owner := i.owner()
+	owner := i.owners.Next()
 	c, err := i.store.Claim(ctx, key, owner, i.lease)
 	if err != nil {
 		return fmt.Errorf("idempotency: message %s: claim: %w", m.ID, err)
@@ -160,18 +162,18 @@ func (i *Idempotency) consume(ctx context.Context, next message.Handler, m *mess
 	switch c.Status {
 	case Acquired:
 	case Done:
-		if i.log.Enabled(ctx, slog.LevelDebug) {
-			i.log.Debug("idempotency: duplicate acknowledged without handling", "message_id", m.ID)
+		if log := i.logger(ctx); log.Enabled(ctx, slog.LevelDebug) {
+			log.Debug("idempotency: duplicate acknowledged without handling", "message_id", m.ID)
 		}
 		return nil
 	case Busy:
-		return message.DeferUntil(fmt.Errorf("%w: message %s", ErrInFlight, m.ID),
-			min(max(c.Remaining, MinBusyDelay), MaxBusyDelay), i.wakes.add(key))
+		return message.DeferInOrder(fmt.Errorf("%w: message %s", ErrInFlight, m.ID),
+			min(max(c.Remaining, MinBusyDelay), MaxBusyDelay), i.wakes.Wait(key))
 	default:
 		return fmt.Errorf("idempotency: message %s: store answered unknown status %d", m.ID, c.Status)
 	}
 
-	defer i.wakes.wake(key) // copies waiting in this process look again at once
+	defer i.wakes.Wake(key) // copies waiting in this process look again at once
 	finished := false
 	defer func() {
 		if !finished { // the handler panicked: let the retry claim it
@@ -184,48 +186,23 @@ func (i *Idempotency) consume(ctx context.Context, next message.Handler, m *mess
 		i.release(ctx, m, key, owner)
 		return herr
 	}
-	if err = ctx.Err(); err == nil {
-		err = i.store.Complete(ctx, key, owner, i.retention)
-	}
-	if err != nil && !errors.Is(err, ErrLeaseLost) {
-		// Once more, on a context of its own: the handler's may have ended meanwhile.
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), i.timeout)
-		err = i.store.Complete(sctx, key, owner, i.retention)
-		cancel()
-	}
+	err = lease.Settle(ctx, i.timeout, func(err error) bool { return !errors.Is(err, ErrLeaseLost) },
+		func(ctx context.Context) error { return i.store.Complete(ctx, key, owner, i.retention) })
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrLeaseLost):
-		i.log.Warn("idempotency: claim expired before the handler finished, so another consumer may have handled the message too; raise Lease", "message_id", m.ID, "lease", i.lease)
+		i.logger(ctx).Warn("idempotency: claim expired before the handler finished, so another consumer may have handled the message too; raise Lease", "message_id", m.ID, "lease", i.lease)
 	default:
 		// Acknowledge anyway: the handler succeeded. Only a duplicate arriving after the
 		// lease ends could now be handled again.
-		i.log.Error("idempotency: could not mark the message handled", "message_id", m.ID, "error", err)
+		i.logger(ctx).Error("idempotency: could not mark the message handled", "message_id", m.ID, "error", err)
 	}
 	return nil
 }
 
 func (i *Idempotency) release(ctx context.Context, m *message.Message, key, owner string) {
-	err := ctx.Err()
-	if err == nil {
-		err = i.store.Release(ctx, key, owner)
-	}
+	err := lease.Settle(ctx, i.timeout, nil, func(ctx context.Context) error { return i.store.Release(ctx, key, owner) })
 	if err != nil {
-		// Once more, on a context of its own: the handler's may have ended.
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), i.timeout)
-		err = i.store.Release(sctx, key, owner)
-		cancel()
+		i.logger(ctx).Warn("idempotency: could not release the claim; a retry waits until the lease ends", "message_id", m.ID, "error", err)
 	}
-	if err != nil {
-		i.log.Warn("idempotency: could not release the claim; a retry waits until the lease ends", "message_id", m.ID, "error", err)
-	}
-}
-
-// owner returns a claim owner unique across processes: a random prefix and a counter.
-func (i *Idempotency) owner() string {
-	var b [40]byte
-	out := append(b[:0], i.prefix...)
-	out = append(out, '-')
-	out = strconv.AppendUint(out, i.n.Add(1), 36)
-	return string(out)
 }

@@ -145,6 +145,12 @@ func TestConsumeOutcomes(t *testing.T) {
 				if !message.IsDeferred(err) || !errors.Is(err, idempotency.ErrInFlight) {
 					t.Fatalf("err = %v; want a deferral wrapping ErrInFlight", err)
 				}
+				if !message.KeepsOrder(err) {
+					t.Error("a message waiting on another instance's claim must keep its key's place (message.DeferInOrder)")
+				}
+				if message.WakeOf(err) == nil {
+					t.Error("no wake channel: the wait cannot end early when the claim is released here")
+				}
 				if d, ok := message.RetryDelay(err); !ok || d != idempotency.MaxBusyDelay {
 					t.Errorf("RetryDelay = %v, %v; want the lease's remaining 1.5s capped at MaxBusyDelay", d, ok)
 				}
@@ -385,8 +391,8 @@ func TestBusyCopyIsWokenWhenLocalHolderFinishes(t *testing.T) {
 	<-started
 	err := h(context.Background(), msg()) // a copy, while the first is being handled
 	wake := message.WakeOf(err)
-	if !message.IsDeferred(err) || wake == nil {
-		t.Fatalf("copy: err = %v (wake %v); want a deferral with a wake channel", err, wake)
+	if !message.IsDeferred(err) || !message.KeepsOrder(err) || wake == nil {
+		t.Fatalf("copy: err = %v (wake %v); want an in-order deferral with a wake channel", err, wake)
 	}
 	select {
 	case <-wake:

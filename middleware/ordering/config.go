@@ -100,7 +100,8 @@ type Config struct {
 	StoreTimeout time.Duration
 
 	// Logger receives the middleware's log lines (message IDs and keys, never payloads).
-	// Default slog.Default().
+	// Default: the logger the subscriber puts in the handler's context
+	// (message.LoggerFrom), which is the connection's.
 	Logger *slog.Logger
 }
 
@@ -135,8 +136,5 @@ func (c Config) withDefaults() Config {
 	def(&c.Lease, DefaultLease)
 	def(&c.Retention, max(DefaultRetention, c.Lease))
 	def(&c.StoreTimeout, DefaultStoreTimeout)
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
 	return c
 }

@@ -2,21 +2,19 @@ package ordering
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"strconv"
-	"sync/atomic"
 	"time"
 
+	"github.com/courierhq/courier/internal/lease"
 	"github.com/courierhq/courier/message"
 )
 
 // Errors the consume half returns. ErrGap and ErrBusy are wrapped in message.Defer (the
-// message comes back later; not a failure); ErrGapTimeout is permanent (dead-letter).
+// message comes back later; not a failure); ErrGapTimeout, ErrLate and ErrStale are
+// permanent (dead-letter), as are ErrBadStamp and ErrImplausibleStamp (see stamp.go).
 var (
 	// ErrGap: an earlier message of the key has not been handled yet.
 	ErrGap = errors.New("ordering: an earlier message of the key is not handled yet")
@@ -28,6 +26,9 @@ var (
 	// ErrLate: with OnGapTimeout DeadLetter, the message arrived after its key had given up
 	// waiting for it and moved on.
 	ErrLate = errors.New("ordering: message arrived after its key moved on")
+	// ErrStale: the message belongs to an earlier epoch of its key's counter than the one
+	// the key has moved to. It is dead-lettered, not acknowledged: nothing leaves unhandled.
+	ErrStale = errors.New("ordering: message from an earlier sequence epoch")
 )
 
 // Ordering stamps per-key sequence numbers on publish and enforces them on consume. Its
@@ -37,8 +38,7 @@ var (
 type Ordering struct {
 	cfg    Config
 	store  Store
-	log    *slog.Logger
-	owners *ownerGen
+	owners *lease.Owners
 	waits  waitlist
 }
 
@@ -48,7 +48,7 @@ func New(cfg Config) (*Ordering, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	o := &Ordering{cfg: cfg, store: cfg.Store, log: cfg.Logger, owners: newOwnerGen()}
+	o := &Ordering{cfg: cfg, store: cfg.Store, owners: lease.NewOwners()}
 	o.waits.init(2 * cfg.MaxWaitDelay)
 	return o, nil
 }
@@ -69,6 +69,14 @@ func (o *Ordering) Publish() message.PublishMiddleware {
 			return o.publish(ctx, next, topic, msgs)
 		}
 	}
+}
+
+// logger returns Config.Logger, else the logger of the handler's context.
+func (o *Ordering) logger(ctx context.Context) *slog.Logger {
+	if o.cfg.Logger != nil {
+		return o.cfg.Logger
+	}
+	return message.LoggerFrom(ctx)
 }
 
 func (o *Ordering) key(m *message.Message) string {
@@ -206,7 +214,7 @@ func (o *Ordering) consume(ctx context.Context, next message.Handler, m *message
 		return next(ctx, m)
 	}
 	if m.Key == "" {
-		o.log.Warn("ordering: sequenced message has no key; handling it unordered", "message_id", m.ID)
+		o.logger(ctx).Warn("ordering: sequenced message has no key; handling it unordered", "message_id", m.ID)
 		return next(ctx, m)
 	}
 	epoch, seq, err := ParseStamp(stamp)
@@ -214,36 +222,65 @@ func (o *Ordering) consume(ctx context.Context, next message.Handler, m *message
 		return message.Permanent(fmt.Errorf("ordering: message %s: %w", m.ID, err))
 	}
 	skey := m.Topic + "/" + m.Subscription + "/" + m.Key
-	req := BeginRequest{Epoch: epoch, Seq: seq, Owner: o.owners.next(), Lease: o.cfg.Lease,
+	req := BeginRequest{Epoch: epoch, Seq: seq, Owner: o.owners.Next(), Lease: o.cfg.Lease,
 		GapTimeout: o.cfg.GapTimeout, Retention: o.cfg.Retention}
 	res, err := o.store.Begin(ctx, skey, req)
+	if err == nil && res.Outcome == NewEpoch {
+		// A stamp alone never resets a key: the counter must vouch for the new epoch.
+		if err = o.verify(ctx, m, req); err != nil {
+			return err
+		}
+		req.AcceptEpoch = true
+		res, err = o.store.Begin(ctx, skey, req)
+	}
 	if err != nil {
 		return fmt.Errorf("ordering: message %s: %w", m.ID, err)
 	}
 	if res.Outcome != Gap && res.Outcome != Busy { // not waiting (any more)
 		o.waits.remove(skey, seq)
 	}
+	return o.decide(ctx, next, m, skey, req, res)
+}
+
+// decide acts on the store's answer to Begin.
+func (o *Ordering) decide(ctx context.Context, next message.Handler, m *message.Message, skey string, req BeginRequest, res BeginResult) error {
 	switch res.Outcome {
 	case Proceed, Late:
 		return o.run(ctx, next, m, skey, req, res)
 	case Duplicate:
-		if o.log.Enabled(ctx, slog.LevelDebug) {
-			o.log.Debug("ordering: duplicate acknowledged", "message_id", m.ID, "key", m.Key, "seq", seq, "last", res.Last)
+		if log := o.logger(ctx); log.Enabled(ctx, slog.LevelDebug) {
+			log.Debug("ordering: duplicate acknowledged", "message_id", m.ID, "key", m.Key, "seq", req.Seq, "last", res.Last)
 		}
 		return nil
 	case Stale:
-		o.log.Warn("ordering: message from an earlier sequence epoch acknowledged without handling", "message_id", m.ID, "key", m.Key, "seq", seq, "epoch", epoch)
-		return nil
+		o.logger(ctx).Warn("ordering: message from an earlier sequence epoch; dead-lettering it", "message_id", m.ID, "key", m.Key, "seq", req.Seq, "epoch", req.Epoch)
+		return message.Permanent(fmt.Errorf("%w: message %s (key %q, seq %d, epoch %d): the key has moved to a later epoch",
+			ErrStale, m.ID, m.Key, req.Seq, req.Epoch))
 	case Busy:
-		wake, _ := o.waits.add(skey, epoch, seq, seq)
-		return o.wait(fmt.Errorf("%w: message %s (key %q, seq %d)", ErrBusy, m.ID, m.Key, seq), o.delay(1, res.Wait, false), wake)
+		wake, _ := o.waits.add(skey, req.Epoch, req.Seq, req.Seq)
+		return o.wait(fmt.Errorf("%w: message %s (key %q, seq %d)", ErrBusy, m.ID, m.Key, req.Seq), o.delay(1, res.Wait, false), wake)
 	case Gap:
-		gerr := fmt.Errorf("%w: message %s (key %q) has seq %d, key is at %d", ErrGap, m.ID, m.Key, seq, res.Last)
-		wake, chained := o.waits.add(skey, epoch, seq, seq-1)
-		return o.wait(gerr, o.delay(seq-res.Last-1, 0, chained), wake)
+		gerr := fmt.Errorf("%w: message %s (key %q) has seq %d, key is at %d", ErrGap, m.ID, m.Key, req.Seq, res.Last)
+		wake, chained := o.waits.add(skey, req.Epoch, req.Seq, req.Seq-1)
+		return o.wait(gerr, o.delay(req.Seq-res.Last-1, 0, chained), wake)
 	default:
 		return fmt.Errorf("ordering: message %s: store answered unknown outcome %d", m.ID, res.Outcome)
 	}
+}
+
+// verify checks m's stamp against what its key's publisher counter has handed out
+// (CheckIssued): a permanent error for a stamp the counter cannot have issued, a retryable
+// one when the store cannot be asked.
+func (o *Ordering) verify(ctx context.Context, m *message.Message, req BeginRequest) error {
+	ce, cl, err := o.store.Issued(ctx, counterKey(m.Topic, m.Key))
+	if err != nil {
+		return fmt.Errorf("ordering: message %s: check the stamp against the counter: %w", m.ID, err)
+	}
+	if err := CheckIssued(req.Epoch, req.Seq, ce, cl, time.Now()); err != nil {
+		o.logger(ctx).Warn("ordering: sequence stamp not issued by the key's counter; dead-lettering the message", "message_id", m.ID, "key", m.Key, "seq", req.Seq, "epoch", req.Epoch, "error", err)
+		return message.Permanent(fmt.Errorf("ordering: message %s (key %q): %w", m.ID, m.Key, err))
+	}
+	return nil
 }
 
 // wait returns the deferral OnGap asks for: with Hold, one that ends early when wake closes.
@@ -256,23 +293,8 @@ func (o *Ordering) wait(err error, d time.Duration, wake <-chan struct{}) error 
 
 // run handles a message the store let through.
 func (o *Ordering) run(ctx context.Context, next message.Handler, m *message.Message, skey string, req BeginRequest, res BeginResult) error {
-	if res.Outcome == Late {
-		if o.cfg.OnGapTimeout == DeadLetter {
-			o.log.Warn("ordering: message arrived after its key gave up on it; dead-lettering it", "message_id", m.ID, "key", m.Key, "seq", req.Seq, "last", res.Last)
-			o.commit(ctx, m, skey, req)
-			return message.Permanent(fmt.Errorf("%w: message %s (key %q, seq %d) arrived after the key moved on to %d",
-				ErrLate, m.ID, m.Key, req.Seq, res.Last))
-		}
-		o.log.Warn("ordering: message arrived after its key gave up on it; handling it late", "message_id", m.ID, "key", m.Key, "seq", req.Seq, "last", res.Last)
-	}
-	if res.Skipped > 0 {
-		if o.cfg.OnGapTimeout == DeadLetter {
-			o.log.Warn("ordering: gap not filled in time; dead-lettering the message that waited", "message_id", m.ID, "key", m.Key, "seq", req.Seq, "missing", res.Skipped)
-			o.commit(ctx, m, skey, req)
-			return message.Permanent(fmt.Errorf("%w: message %s (key %q, seq %d): %d earlier message(s) missing after %v",
-				ErrGapTimeout, m.ID, m.Key, req.Seq, res.Skipped, o.cfg.GapTimeout))
-		}
-		o.log.Warn("ordering: gap not filled in time; skipping ahead", "message_id", m.ID, "key", m.Key, "seq", req.Seq, "missing", res.Skipped)
+	if err := o.atEdge(ctx, m, skey, req, res); err != nil {
+		return err
 	}
 	finished := false
 	defer func() {
@@ -290,44 +312,61 @@ func (o *Ordering) run(ctx context.Context, next message.Handler, m *message.Mes
 	return nil
 }
 
+// atEdge deals with a claim that is not simply the key's next message: a late message, or
+// one the key skips ahead to. A skip is checked against the counter first, so that a forged
+// far-ahead stamp cannot move the key past numbers never issued (the claim is given up, the
+// key unchanged). A non-nil error ends the attempt with the claim settled.
+func (o *Ordering) atEdge(ctx context.Context, m *message.Message, skey string, req BeginRequest, res BeginResult) error {
+	log := o.logger(ctx)
+	if res.Outcome == Late {
+		if o.cfg.OnGapTimeout == DeadLetter {
+			log.Warn("ordering: message arrived after its key gave up on it; dead-lettering it", "message_id", m.ID, "key", m.Key, "seq", req.Seq, "last", res.Last)
+			o.commit(ctx, m, skey, req)
+			return message.Permanent(fmt.Errorf("%w: message %s (key %q, seq %d) arrived after the key moved on to %d",
+				ErrLate, m.ID, m.Key, req.Seq, res.Last))
+		}
+		log.Warn("ordering: message arrived after its key gave up on it; handling it late", "message_id", m.ID, "key", m.Key, "seq", req.Seq, "last", res.Last)
+	}
+	if res.Skipped == 0 {
+		return nil
+	}
+	if err := o.verify(ctx, m, req); err != nil {
+		o.release(ctx, m, skey, req)
+		return err
+	}
+	if o.cfg.OnGapTimeout == DeadLetter {
+		log.Warn("ordering: gap not filled in time; dead-lettering the message that waited", "message_id", m.ID, "key", m.Key, "seq", req.Seq, "missing", res.Skipped)
+		o.commit(ctx, m, skey, req)
+		return message.Permanent(fmt.Errorf("%w: message %s (key %q, seq %d): %d earlier message(s) missing after %v",
+			ErrGapTimeout, m.ID, m.Key, req.Seq, res.Skipped, o.cfg.GapTimeout))
+	}
+	log.Warn("ordering: gap not filled in time; skipping ahead", "message_id", m.ID, "key", m.Key, "seq", req.Seq, "missing", res.Skipped)
+	return nil
+}
+
 // commit advances the key after the handler succeeded. The message is acknowledged whatever
 // happens: it was handled; a failed commit costs the key's later messages a wait of up to
 // GapTimeout, which is better than handling this one twice.
 func (o *Ordering) commit(ctx context.Context, m *message.Message, skey string, req BeginRequest) {
 	defer o.waits.advanced(skey, req.Epoch, req.Seq)
-	err := ctx.Err()
-	if err == nil {
-		err = o.store.Commit(ctx, skey, req.Seq, req.Owner, o.cfg.Retention)
-	}
-	if err != nil && !errors.Is(err, ErrLeaseLost) {
-		// Once more, on a context of its own: the handler's may have ended meanwhile.
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.cfg.StoreTimeout)
-		err = o.store.Commit(sctx, skey, req.Seq, req.Owner, o.cfg.Retention)
-		cancel()
-	}
+	err := lease.Settle(ctx, o.cfg.StoreTimeout, func(err error) bool { return !errors.Is(err, ErrLeaseLost) },
+		func(ctx context.Context) error { return o.store.Commit(ctx, skey, req.Seq, req.Owner, o.cfg.Retention) })
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrLeaseLost):
-		o.log.Warn("ordering: claim expired before the handler finished; raise Lease", "message_id", m.ID, "key", m.Key, "seq", req.Seq, "lease", o.cfg.Lease)
+		o.logger(ctx).Warn("ordering: claim expired before the handler finished; raise Lease", "message_id", m.ID, "key", m.Key, "seq", req.Seq, "lease", o.cfg.Lease)
 	default:
-		o.log.Error("ordering: could not record the handled message; the key's next messages wait for GapTimeout", "message_id", m.ID, "key", m.Key, "seq", req.Seq, "error", err)
+		o.logger(ctx).Error("ordering: could not record the handled message; the key's next messages wait for GapTimeout", "message_id", m.ID, "key", m.Key, "seq", req.Seq, "error", err)
 	}
 }
 
+// release gives up the claim after a failed attempt (or one that must not go on).
 func (o *Ordering) release(ctx context.Context, m *message.Message, skey string, req BeginRequest) {
 	defer o.waits.released(skey, req.Seq)
-	err := ctx.Err()
-	if err == nil {
-		err = o.store.Abort(ctx, skey, req.Seq, req.Owner)
-	}
+	err := lease.Settle(ctx, o.cfg.StoreTimeout, nil,
+		func(ctx context.Context) error { return o.store.Abort(ctx, skey, req.Seq, req.Owner) })
 	if err != nil {
-		// Once more, on a context of its own: the handler's may have ended.
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.cfg.StoreTimeout)
-		err = o.store.Abort(sctx, skey, req.Seq, req.Owner)
-		cancel()
-	}
-	if err != nil {
-		o.log.Warn("ordering: could not release the claim; it expires after Lease", "message_id", m.ID, "key", m.Key, "seq", req.Seq, "error", err)
+		o.logger(ctx).Warn("ordering: could not release the claim; it expires after Lease", "message_id", m.ID, "key", m.Key, "seq", req.Seq, "error", err)
 	}
 }
 
@@ -342,24 +381,4 @@ func (o *Ordering) delay(n int64, wait time.Duration, chained bool) time.Duratio
 	}
 	d = min(max(d, wait), o.cfg.MaxWaitDelay)
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
-}
-
-// ownerGen makes claim owners unique across processes: a random prefix and a counter.
-type ownerGen struct {
-	prefix string
-	n      atomic.Uint64
-}
-
-func newOwnerGen() *ownerGen {
-	var b [8]byte
-	_, _ = crand.Read(b[:])
-	return &ownerGen{prefix: hex.EncodeToString(b[:])}
-}
-
-func (g *ownerGen) next() string {
-	var b [40]byte
-	out := append(b[:0], g.prefix...)
-	out = append(out, '-')
-	out = strconv.AppendUint(out, g.n.Add(1), 36)
-	return string(out)
 }

@@ -182,6 +182,9 @@ func (f failingStore) Commit(context.Context, string, int64, string, time.Durati
 	return f.err
 }
 func (f failingStore) Abort(context.Context, string, int64, string) error { return f.err }
+func (f failingStore) Issued(context.Context, string) (int64, int64, error) {
+	return 0, 0, f.err
+}
 
 func TestPublishStoreErrorSendsNothing(t *testing.T) {
 	down := errors.New("store down")
@@ -437,18 +440,19 @@ func TestCommitFailureIsLoggedAndAcked(t *testing.T) {
 	}
 }
 
-func TestStaleEpochAcknowledged(t *testing.T) {
+func TestStaleEpochDeadLettered(t *testing.T) {
 	o, logs := newOrdering(t, memstore.New(memstore.Options{}), nil)
 	var r recorder
 	h := o.Consume()(r.handle)
 	ctx := context.Background()
 	newer := delivery("k", 1)
-	newer.Headers[message.HeaderSequence] = ordering.FormatStamp(2, 1)
+	newer.Headers[message.HeaderSequence] = ordering.FormatStamp(2, 1) // no counter: an old epoch ≤ now passes
 	if err := h(ctx, newer); err != nil {
 		t.Fatal(err)
 	}
-	if err := h(ctx, delivery("k", 7)); err != nil || r.seen() != "k-1" {
-		t.Errorf("old epoch: err = %v, handled %q; want acknowledged without handling", err, r.seen())
+	err := h(ctx, delivery("k", 7))
+	if !message.IsPermanent(err) || !errors.Is(err, ordering.ErrStale) || r.seen() != "k-1" {
+		t.Errorf("old epoch: err = %v, handled %q; want permanent ErrStale (dead-lettered, not acknowledged), not handled", err, r.seen())
 	}
 	if !strings.Contains(logs.String(), "earlier sequence epoch") {
 		t.Error("stale message not logged")

@@ -5,11 +5,42 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ErrBadStamp is wrapped by ParseStamp's errors; the consume half treats a malformed stamp as
 // a permanent failure (the message goes to the dead-letter destination).
 var ErrBadStamp = errors.New("ordering: malformed sequence stamp")
+
+// ErrImplausibleStamp is wrapped by CheckIssued's errors: a well-formed stamp that the key's
+// publisher counter cannot have issued (a forgery, or a producer that does not share the
+// consumers' store). The consume half dead-letters such a message.
+var ErrImplausibleStamp = errors.New("ordering: sequence stamp not issued by the key's counter")
+
+// CheckIssued decides whether the stamp epoch/seq can have come from a publisher counter that
+// has handed out numbers up to cLast in epoch cEpoch (as Store.Issued reports it; cEpoch 0:
+// no counter). Counter epochs only grow and numbers are reserved before they are published, so:
+//
+//   - an epoch above the counter's, or a number above cLast in the counter's epoch, was
+//     never issued: ErrImplausibleStamp;
+//   - an earlier epoch than the counter's cannot be checked further (its numbers are gone)
+//     and passes: it can only make the key older, never block the counter's current epoch;
+//   - with no counter (expired after Retention of disuse, or never used), an epoch up to now
+//     passes (an old message outliving its counter); a later one cannot be a store's clock
+//     reading yet: ErrImplausibleStamp.
+func CheckIssued(epoch, seq, cEpoch, cLast int64, now time.Time) error {
+	switch {
+	case cEpoch == 0 && epoch > now.UnixMilli():
+		return fmt.Errorf("%w: epoch %d lies in the future and the key has no counter", ErrImplausibleStamp, epoch)
+	case cEpoch == 0:
+		return nil
+	case epoch > cEpoch:
+		return fmt.Errorf("%w: epoch %d is newer than the counter's %d", ErrImplausibleStamp, epoch, cEpoch)
+	case epoch == cEpoch && seq > cLast:
+		return fmt.Errorf("%w: number %d not handed out yet (counter at %d)", ErrImplausibleStamp, seq, cLast)
+	}
+	return nil
+}
 
 // FormatStamp returns the value of message.HeaderSequence for sequence number seq of a
 // counter's epoch: "<seq>@<epoch>", both decimal.

@@ -33,6 +33,11 @@ const (
 	// after all. The caller holds a claim on the key for it, as with Proceed; committing it
 	// does not move the key.
 	Late
+	// NewEpoch: the message's epoch is newer than the key's, and the request did not set
+	// AcceptEpoch; the store changed nothing. The caller checks the stamp against the
+	// counter (Store.Issued, CheckIssued) and asks again with AcceptEpoch set, or rejects the
+	// message: a stamp alone never resets a key.
+	NewEpoch
 )
 
 // MaxSkipped bounds how many given-up numbers a key remembers (State.Skipped): a message
@@ -55,6 +60,8 @@ func (o Outcome) String() string {
 		return "stale"
 	case Late:
 		return "late"
+	case NewEpoch:
+		return "new epoch"
 	}
 	return "unknown"
 }
@@ -72,6 +79,10 @@ type BeginRequest struct {
 	GapTimeout time.Duration
 	// Retention is how long the key's state lives after this write.
 	Retention time.Duration
+	// AcceptEpoch lets an Epoch newer than the key's replace the key's state (start over in
+	// the new epoch). Without it such a request changes nothing and answers NewEpoch. Set it
+	// only after the stamp was checked against the publisher counter (CheckIssued).
+	AcceptEpoch bool
 }
 
 // BeginResult is a Store's answer to Begin.
@@ -121,7 +132,10 @@ type State struct {
 // changed (and must be written back with the request's Retention).
 func (s *State) Begin(now time.Time, r BeginRequest) (res BeginResult, changed bool) {
 	if r.Epoch > s.Epoch {
-		// A new counter epoch (or a key never seen): start over.
+		if !r.AcceptEpoch { // not vouched for yet: touch nothing
+			return BeginResult{Outcome: NewEpoch, Last: s.Last}, false
+		}
+		// A new counter epoch (or a key never seen), vouched for by the counter: start over.
 		*s = State{Epoch: r.Epoch}
 		changed = true
 	}

@@ -9,7 +9,7 @@ import (
 var t0 = time.Unix(1_700_000_000, 0)
 
 func req(seq int64, owner string) BeginRequest {
-	return BeginRequest{Epoch: 1, Seq: seq, Owner: owner, Lease: time.Minute, GapTimeout: 10 * time.Second, Retention: time.Hour}
+	return BeginRequest{Epoch: 1, Seq: seq, Owner: owner, Lease: time.Minute, GapTimeout: 10 * time.Second, Retention: time.Hour, AcceptEpoch: true}
 }
 
 // TestStateBegin walks the state machine through its transitions, one step per row; each row
@@ -27,6 +27,7 @@ func TestStateBegin(t *testing.T) {
 		err     error
 	}
 	withEpoch := func(r BeginRequest, e int64) BeginRequest { r.Epoch = e; return r }
+	unchecked := func(r BeginRequest) BeginRequest { r.AcceptEpoch = false; return r }
 	steps := []step{
 		{name: "first message of a new key", op: "begin", req: req(1, "A"), want: Proceed},
 		{name: "its duplicate while claimed", op: "begin", req: req(1, "B"), want: Busy},
@@ -47,7 +48,10 @@ func TestStateBegin(t *testing.T) {
 		{name: "the late 2 handled: the key stays at 3", at: 14 * time.Second, op: "commit", req: req(2, "F")},
 		{name: "now a copy of 2 is a duplicate", at: 14 * time.Second, op: "begin", req: req(2, "G"), want: Duplicate, last: 3},
 		{name: "commit without a claim on a later number", at: 14 * time.Second, op: "commit", req: req(7, "Z"), err: ErrLeaseLost},
-		{name: "an older epoch", at: 15 * time.Second, op: "begin", req: withEpoch(req(9, "F"), 0), want: Stale, last: 3},
+		{name: "a newer epoch not vouched for changes nothing", at: 15 * time.Second, op: "begin", req: unchecked(withEpoch(req(1, "X"), 2)), want: NewEpoch, last: 3},
+		{name: "and does not hold the key", at: 15 * time.Second, op: "begin", req: req(4, "Y"), want: Proceed, last: 3},
+		{name: "the old epoch goes on", at: 15 * time.Second, op: "commit", req: req(4, "Y")},
+		{name: "an older epoch after the refused one", at: 15 * time.Second, op: "begin", req: withEpoch(req(9, "F"), 0), want: Stale, last: 4},
 		{name: "a newer epoch starts over", at: 15 * time.Second, op: "begin", req: withEpoch(req(1, "G"), 2), want: Proceed},
 		{name: "lease of G runs out; H takes over", at: 80 * time.Second, op: "begin", req: withEpoch(req(1, "H"), 2), want: Proceed},
 		{name: "G's late commit is refused", at: 80 * time.Second, op: "commit", req: withEpoch(req(1, "G"), 2), err: ErrLeaseLost},
@@ -249,5 +253,30 @@ func isClosed(ch <-chan struct{}) bool {
 		return true
 	default:
 		return false
+	}
+}
+
+func TestCheckIssued(t *testing.T) {
+	now := time.UnixMilli(1_700_000_000_000)
+	tests := []struct {
+		name                      string
+		epoch, seq, cEpoch, cLast int64
+		ok                        bool
+	}{
+		{"issued in the counter's epoch", 500, 3, 500, 7, true},
+		{"the last number issued", 500, 7, 500, 7, true},
+		{"a number not issued yet", 500, 8, 500, 7, false},
+		{"an epoch newer than the counter's", 501, 1, 500, 7, false},
+		{"an earlier epoch: cannot be checked, passes", 400, 99, 500, 7, true},
+		{"no counter, an old epoch (the counter expired)", 400, 99, 0, 0, true},
+		{"no counter, an epoch of now", now.UnixMilli(), 1, 0, 0, true},
+		{"no counter, an epoch in the future", now.UnixMilli() + 1, 1, 0, 0, false},
+		{"no counter, the far future", 1 << 62, 1, 0, 0, false},
+	}
+	for _, tc := range tests {
+		err := CheckIssued(tc.epoch, tc.seq, tc.cEpoch, tc.cLast, now)
+		if tc.ok != (err == nil) || (err != nil && !errors.Is(err, ErrImplausibleStamp)) {
+			t.Errorf("%s: CheckIssued(%d, %d, %d, %d) = %v; want ok %v", tc.name, tc.epoch, tc.seq, tc.cEpoch, tc.cLast, err, tc.ok)
+		}
 	}
 }

@@ -20,6 +20,11 @@ type Store interface {
 	// store's clock in Unix milliseconds). On error, no entry of rs may be used.
 	Reserve(ctx context.Context, rs []Reservation, retention time.Duration) error
 
+	// Issued reports what the publisher-side counter named counter has handed out: its
+	// epoch and the last number taken in it; 0, 0 when the counter does not exist (never
+	// used, or expired). It changes nothing.
+	Issued(ctx context.Context, counter string) (epoch, last int64, err error)
+
 	// Begin applies State.Begin to the consumer-side state named key, atomically, and stores
 	// the result (for req.Retention) when it changed.
 	Begin(ctx context.Context, key string, req BeginRequest) (BeginResult, error)

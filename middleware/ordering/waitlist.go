@@ -4,7 +4,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/courierhq/courier/internal/keyhash"
+	"github.com/courierhq/courier/internal/lease"
 )
 
 // waitlist knows which sequenced messages wait in this process (deferred with Hold), so that
@@ -25,16 +25,11 @@ type waitlist struct {
 	// recent remembers, by hash of the key, the last number handled here with no successor
 	// waiting yet: a message told "wait" just before that registers just after it, and
 	// must not miss it.
-	recent [256]struct {
+	recent [lease.RecentSlots]struct {
 		skey       string
 		epoch, seq int64
 	}
 }
-
-// closed is a channel that is closed: a wake-up that already happened.
-var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
-
-func slot(skey string) int { return keyhash.Index(skey, 256) }
 
 type waiter struct {
 	ch    chan struct{}
@@ -54,9 +49,9 @@ func (w *waitlist) add(skey string, epoch, seq, need int64) (wake <-chan struct{
 	now := time.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if r := &w.recent[slot(skey)]; r.skey == skey && r.epoch == epoch && r.seq >= need {
+	if r := &w.recent[lease.Slot(skey)]; r.skey == skey && r.epoch == epoch && r.seq >= need {
 		r.skey = "" // once: a later wait is waited for again
-		return closed, false
+		return lease.Closed, false
 	}
 	ws := w.keys[skey]
 	if ws == nil {
@@ -95,7 +90,7 @@ func (w *waitlist) advanced(skey string, epoch, seq int64) {
 	if w.dropLocked(skey, seq+1, true) || woke {
 		return
 	}
-	r := &w.recent[slot(skey)]
+	r := &w.recent[lease.Slot(skey)]
 	r.skey, r.epoch, r.seq = skey, epoch, seq
 }
 

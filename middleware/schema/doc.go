@@ -45,10 +45,13 @@
 // transport.DeadLetterHeaderer, in message.HeaderSchemaViolation (the violations alone, cut to
 // 512 bytes). The copy's payload is the message as received.
 //
-// Violation messages quote the offending values ("minimum: got -5, want 0"). When payloads are
-// confidential — behind decryption — set Config.Redact: violations then name the keyword only,
-// so nothing of the payload reaches errors, logs or dead-letter headers (package chain refuses
-// encryption with a validator that does not redact).
+// Violation messages quote the offending values ("minimum: got -5, want 0") and instance
+// locations name the payload's own map keys and array indexes. When payloads are confidential
+// — behind decryption — set Config.Redact: violations then name the keyword only, and their
+// instance locations keep only words of the schema (declared property names, Protobuf field
+// names) with every map key and array index of the payload shown as "*" ("/meta/*",
+// "/lines/*/qty"), so nothing derived from the payload reaches errors, logs or dead-letter
+// headers (package chain refuses encryption with a validator that does not redact).
 //
 // Put the validator after decryption on the consume side (a validator cannot read ciphertext)
 // and before encryption on the publish side; see package chain for the whole order.

@@ -16,9 +16,10 @@ import (
 
 // JSONSchema is a compiled JSON Schema. It is safe for concurrent use.
 type JSONSchema struct {
-	name string
-	base string // the main resource's URL, cut from keyword locations
-	sch  *jsonschema.Schema
+	name  string
+	base  string // the main resource's URL, cut from keyword locations
+	sch   *jsonschema.Schema
+	names map[string]bool // property names the schema declares (redaction keeps these)
 }
 
 // JSONOption adjusts how JSON compiles a schema.
@@ -78,7 +79,9 @@ func JSON(name string, schema []byte, opts ...JSONOption) (*JSONSchema, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: schema %q does not compile: %v", ErrInvalidConfig, name, err)
 	}
-	return &JSONSchema{name: name, base: base, sch: sch}, nil
+	names := map[string]bool{}
+	declaredNames(sch, names, map[*jsonschema.Schema]bool{})
+	return &JSONSchema{name: name, base: base, sch: sch, names: names}, nil
 }
 
 // MustJSON is JSON that panics on error, for schemas compiled into the program.
@@ -144,6 +147,95 @@ func (s *JSONSchema) leaves(e *jsonschema.ValidationError, out *[]Violation) {
 		KeywordLocation:  kw,
 		Message:          e.ErrorKind.LocalizedString(english),
 	})
+}
+
+// declaredNames adds to names every property name that s and its subschemas declare
+// (properties, required, dependencies): words of the schema, which a redacted instance
+// location may show.
+func declaredNames(s *jsonschema.Schema, names map[string]bool, seen map[*jsonschema.Schema]bool) {
+	if s == nil || seen[s] {
+		return
+	}
+	seen[s] = true
+	walk := func(subs ...*jsonschema.Schema) {
+		for _, c := range subs {
+			declaredNames(c, names, seen)
+		}
+	}
+	for n, c := range s.Properties {
+		names[n] = true
+		walk(c)
+	}
+	for _, n := range s.Required {
+		names[n] = true
+	}
+	for n, req := range s.DependentRequired {
+		names[n] = true
+		for _, r := range req {
+			names[r] = true
+		}
+	}
+	for n, c := range s.DependentSchemas {
+		names[n] = true
+		walk(c)
+	}
+	for n, d := range s.Dependencies {
+		names[n] = true
+		if c, ok := d.(*jsonschema.Schema); ok {
+			walk(c)
+		}
+	}
+	for _, c := range s.PatternProperties {
+		walk(c)
+	}
+	walk(s.Ref, s.RecursiveRef, s.Not, s.If, s.Then, s.Else, s.PropertyNames, s.UnevaluatedProperties,
+		s.Contains, s.Items2020, s.UnevaluatedItems, s.ContentSchema)
+	if s.DynamicRef != nil {
+		walk(s.DynamicRef.Ref)
+	}
+	walk(s.AllOf...)
+	walk(s.AnyOf...)
+	walk(s.OneOf...)
+	walk(s.PrefixItems...)
+	for _, x := range []any{s.AdditionalProperties, s.Items, s.AdditionalItems} {
+		switch v := x.(type) {
+		case *jsonschema.Schema:
+			walk(v)
+		case []*jsonschema.Schema:
+			walk(v...)
+		}
+	}
+}
+
+// redactPointer rewrites the JSON pointer p, replacing each token for which keep is false by
+// "*".
+func redactPointer(p string, keep func(string) bool) string {
+	if p == "" {
+		return ""
+	}
+	var b strings.Builder
+	for _, raw := range strings.Split(p[1:], "/") {
+		b.WriteByte('/')
+		tok := strings.ReplaceAll(strings.ReplaceAll(raw, "~1", "/"), "~0", "~")
+		if keep(tok) {
+			b.WriteString(raw)
+		} else {
+			b.WriteByte('*')
+		}
+	}
+	return b.String()
+}
+
+func isIndex(tok string) bool {
+	if tok == "" {
+		return false
+	}
+	for i := 0; i < len(tok); i++ {
+		if tok[i] < '0' || tok[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // pointer renders tokens as a JSON pointer (RFC 6901).

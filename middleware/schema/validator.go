@@ -24,11 +24,15 @@ type Config struct {
 	// fails its whole batch and nothing of it is sent.
 	PartialSends bool
 
-	// Redact keeps payload content out of violations: their Message says only which keyword
-	// was violated ("violates minimum"), not the value found, so that errors, logs and
-	// dead-letter headers quote nothing of the payload. Instance locations (property names,
-	// indexes) remain. Set it when payloads are confidential — package chain requires it
-	// together with encryption. Default false: messages like "minimum: got -5, want 0".
+	// Redact keeps everything derived from the payload out of violations, so that errors,
+	// logs and dead-letter headers (courier-dlq-reason, courier-schema-violation) quote
+	// nothing of it: a violation's Message says only which keyword was violated ("violates
+	// minimum"), not the value found, and its InstanceLocation keeps only words of the schema
+	// — property names a JSON Schema declares, Protobuf field names — while map keys and array
+	// indexes of the payload become "*" ("/meta/*/sku"). The KeywordLocation, a location in
+	// the schema, stays. Set it when payloads are confidential — package chain requires it
+	// together with encryption. Default false: messages like "minimum: got -5, want 0" and
+	// full instance locations.
 	Redact bool
 }
 
@@ -89,12 +93,26 @@ func (v *Validator) Check(topic string, m *message.Message) error {
 	if ve.Schema == "" {
 		ve.Schema = s.Name()
 	}
-	if _, dataFree := s.(*ProtoSchema); v.redact && !dataFree { // Protobuf violations quote no values
-		for i := range ve.Violations {
-			ve.Violations[i].Message = redacted(ve.Violations[i].KeywordLocation)
-		}
+	if v.redact {
+		redact(s, ve.Violations)
 	}
 	return ve
+}
+
+// redact removes from violations what comes from the payload: messages (values, byte
+// offsets, field numbers) and instance-location tokens that are not words of the schema.
+func redact(s Schema, vs []Violation) {
+	keep := func(string) bool { return false } // a schema of unknown make: nothing is known safe
+	switch s := s.(type) {
+	case *JSONSchema:
+		keep = func(tok string) bool { return s.names[tok] && !isIndex(tok) }
+	case *ProtoSchema:
+		keep = func(string) bool { return true } // field names from the descriptor
+	}
+	for i := range vs {
+		vs[i].Message = redacted(vs[i].KeywordLocation)
+		vs[i].InstanceLocation = redactPointer(vs[i].InstanceLocation, keep)
+	}
 }
 
 // redacted describes a violation by its keyword alone.

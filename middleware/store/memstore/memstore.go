@@ -150,6 +150,19 @@ func (s *Store) Reserve(ctx context.Context, rs []ordering.Reservation, retentio
 	return nil
 }
 
+// Issued implements ordering.Store.
+func (s *Store) Issued(ctx context.Context, counter string) (epoch, last int64, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if it := s.counters.get(counter, s.now()); it != nil {
+		return it.val.epoch, it.val.n, nil
+	}
+	return 0, 0, nil
+}
+
 // Begin implements ordering.Store.
 func (s *Store) Begin(ctx context.Context, key string, req ordering.BeginRequest) (ordering.BeginResult, error) {
 	if err := ctx.Err(); err != nil {

@@ -250,6 +250,21 @@ func (s *Store) Reserve(ctx context.Context, rs []ordering.Reservation, retentio
 	return nil
 }
 
+// issuedSQL reads a live counter.
+const issuedSQL = `SELECT epoch, seq FROM courier_sequence WHERE key = $1 AND expires_at > ` + nowMS
+
+// Issued implements ordering.Store.
+func (s *Store) Issued(ctx context.Context, counter string) (epoch, last int64, err error) {
+	err = s.db.QueryRow(ctx, issuedSQL, counter).Scan(&epoch, &last)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("pgstore: issued: %w", err)
+	}
+	return epoch, last, nil
+}
+
 // readStateSQL reads key's row (all zero when there is none) and the clock.
 const readStateSQL = `SELECT coalesce(o.epoch, 0), coalesce(o.last, 0), coalesce(o.claim_seq, 0),
 	coalesce(o.claim_owner, ''), coalesce(o.claim_until, 0), coalesce(o.gap_since, 0),

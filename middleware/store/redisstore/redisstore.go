@@ -22,6 +22,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -118,6 +119,13 @@ func ms(d time.Duration) int64 {
 	return max(int64(d/time.Millisecond), 1)
 }
 
+func accept(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func ints(v any, n int) ([]int64, error) {
 	a, ok := v.([]any)
 	if !ok || len(a) != n {
@@ -209,6 +217,23 @@ func setReservation(r *ordering.Reservation, v any) error {
 	return nil
 }
 
+// Issued implements ordering.Store: one HMGET (Redis expires the counter itself).
+func (s *Store) Issued(ctx context.Context, counter string) (epoch, last int64, err error) {
+	v, err := s.rdb.HMGet(ctx, s.prefix+"seq:"+counter, "e", "s").Result()
+	if err != nil {
+		return 0, 0, fmt.Errorf("redisstore: issued: %w", err)
+	}
+	if len(v) != 2 || v[0] == nil || v[1] == nil {
+		return 0, 0, nil
+	}
+	e, err1 := strconv.ParseInt(fmt.Sprint(v[0]), 10, 64)
+	n, err2 := strconv.ParseInt(fmt.Sprint(v[1]), 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, 0, fmt.Errorf("redisstore: issued: counter %q holds %v", counter, v)
+	}
+	return e, n, nil
+}
+
 // Begin implements ordering.Store.
 func (s *Store) Begin(ctx context.Context, key string, req ordering.BeginRequest) (ordering.BeginResult, error) {
 	gap := ms(req.GapTimeout)
@@ -216,7 +241,7 @@ func (s *Store) Begin(ctx context.Context, key string, req ordering.BeginRequest
 		gap = 0
 	}
 	v, err := beginScript.Run(ctx, s.rdb, []string{s.prefix + "ord:" + key},
-		req.Epoch, req.Seq, req.Owner, ms(req.Lease), gap, ms(req.Retention)).Result()
+		req.Epoch, req.Seq, req.Owner, ms(req.Lease), gap, ms(req.Retention), accept(req.AcceptEpoch)).Result()
 	if err != nil {
 		return ordering.BeginResult{}, fmt.Errorf("redisstore: begin: %w", err)
 	}

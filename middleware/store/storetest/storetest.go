@@ -297,6 +297,47 @@ func orderingTests(t *testing.T, open func(t *testing.T) ordering.Store) {
 			t.Errorf("Abort on a key never seen: %v", err)
 		}
 	})
+	t.Run("Issued", func(t *testing.T) {
+		t.Parallel()
+		s := open(t)
+		k := uniqueKey(t, "issued")
+		if e, l, err := s.Issued(ctx(t), k); err != nil || e != 0 || l != 0 {
+			t.Fatalf("Issued on a counter never used = %d, %d, %v; want 0, 0, nil", e, l, err)
+		}
+		rs := []ordering.Reservation{{Key: k, Count: 3}}
+		if err := s.Reserve(ctx(t), rs, long); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // reading changes nothing
+			if e, l, err := s.Issued(ctx(t), k); err != nil || e != rs[0].Epoch || l != 3 {
+				t.Fatalf("Issued = %d, %d, %v; want %d, 3", e, l, err, rs[0].Epoch)
+			}
+		}
+		rs[0].Count = 1
+		if err := s.Reserve(ctx(t), rs, long); err != nil || rs[0].Last != 4 {
+			t.Fatalf("Reserve after Issued: %+v, %v; want Last 4", rs[0], err)
+		}
+	})
+	t.Run("NewEpochNeedsAcceptance", func(t *testing.T) {
+		// A stamp of a newer epoch changes nothing until the caller accepts the epoch
+		// (after checking it against the counter): a forged stamp cannot reset the key.
+		t.Parallel()
+		s := open(t)
+		k := uniqueKey(t, "forged")
+		fresh := req(1, "A")
+		fresh.AcceptEpoch = false
+		begin(t, s, k, fresh, ordering.NewEpoch, 0) // a key never seen: epoch 0 < 1
+		begin(t, s, k, req(1, "A"), ordering.Proceed, 0)
+		commit(t, s, k, 1, "A", nil)
+		forged := req(1, "X")
+		forged.Epoch, forged.AcceptEpoch = 2, false
+		for range 2 {
+			begin(t, s, k, forged, ordering.NewEpoch, 1)
+		}
+		begin(t, s, k, req(1, "B"), ordering.Duplicate, 1)
+		begin(t, s, k, req(2, "B"), ordering.Proceed, 1) // the real stream goes on
+		commit(t, s, k, 2, "B", nil)
+	})
 	t.Run("Epochs", func(t *testing.T) {
 		t.Parallel()
 		s := open(t)
@@ -488,7 +529,7 @@ func orderingTests(t *testing.T, open func(t *testing.T) ordering.Store) {
 }
 
 func req(seq int64, owner string) ordering.BeginRequest {
-	return ordering.BeginRequest{Epoch: 1, Seq: seq, Owner: owner, Lease: long, GapTimeout: long, Retention: long}
+	return ordering.BeginRequest{Epoch: 1, Seq: seq, Owner: owner, Lease: long, GapTimeout: long, Retention: long, AcceptEpoch: true}
 }
 
 func begin(t *testing.T, s ordering.Store, key string, r ordering.BeginRequest, want ordering.Outcome, last int64) ordering.BeginResult {

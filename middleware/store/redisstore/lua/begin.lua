@@ -1,9 +1,11 @@
 -- ordering.Store.Begin: ordering.State.Begin in Lua (keep the two in step; storetest checks).
 -- KEYS[1]: the state (a hash: e epoch, l last, cs/co/cu claim seq/owner/until ms, gs gap
--- since ms, 0 for none). ARGV: epoch, seq, owner, lease ms, gap timeout ms, retention ms.
+-- since ms, 0 for none). ARGV: epoch, seq, owner, lease ms, gap timeout ms, retention ms,
+-- accept epoch (1: a newer epoch may replace the state; 0: it answers 7, new epoch, and
+-- changes nothing).
 -- sk: the numbers given up on, comma-separated, increasing (ordering.State.Skipped).
 -- Returns {outcome, last, skipped, wait ms, in flight (0/1), gap age ms}; outcomes as
--- ordering.Outcome: 1 proceed, 2 duplicate, 3 gap, 4 busy, 5 stale, 6 late.
+-- ordering.Outcome: 1 proceed, 2 duplicate, 3 gap, 4 busy, 5 stale, 6 late, 7 new epoch.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local epoch, seq, owner = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
@@ -19,6 +21,9 @@ local function save()
   redis.call('PEXPIRE', KEYS[1], ARGV[6])
 end
 if epoch > e then
+  if ARGV[7] ~= '1' then
+    return {7, l, 0, 0, 0, 0}
+  end
   e, l, cs, co, cu, gs = epoch, 0, 0, '', 0, 0
   changed, reset = true, true
 end
