@@ -1,6 +1,9 @@
 package urlparam
 
-import "time"
+import (
+	"log/slog"
+	"time"
+)
 
 // SetDuration returns a Set that stores a Duration value in the field f points to.
 func SetDuration[C any](f func(*C) *time.Duration) func(*C, Value) error {
@@ -26,4 +29,11 @@ func SetNotBool[C any](f func(*C) *bool) func(*C, Value) error {
 // SetString returns a Set that stores a String value in the field f points to.
 func SetString[C any](f func(*C) *string) func(*C, Value) error {
 	return func(c *C, v Value) error { *f(c) = v.Raw; return nil }
+}
+
+// LogNotes logs Parse's deprecation notes at Warn level, one line each.
+func LogNotes(log *slog.Logger, notes []string) {
+	for _, n := range notes {
+		log.Warn("courier: " + n)
+	}
 }
