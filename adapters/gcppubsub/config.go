@@ -5,11 +5,11 @@ import (
 	"log/slog"
 	"net/url"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/courierhq/courier/internal/urlparam"
 	"github.com/courierhq/courier/transport/driver"
 
 	"google.golang.org/api/option"
@@ -35,6 +35,8 @@ const (
 	DefaultPublishMaxOutstandingBytes = 128 << 20
 	// DefaultReceiveStreams is the number of StreamingPull streams per subscriber.
 	DefaultReceiveStreams = 1
+	// DefaultDialTimeout bounds Open's check that Pub/Sub (or the emulator) answers.
+	DefaultDialTimeout = 5 * time.Second
 )
 
 // Config configures a connection to Google Cloud Pub/Sub or an emulator. Only Project is
@@ -51,6 +53,12 @@ type Config struct {
 	// credentials, the metadata server). Use ClientOptions for anything else (a regional
 	// endpoint, a credentials file).
 	Endpoint string
+
+	// DialTimeout bounds Open's readiness check: a TCP connection to Endpoint (when set) and
+	// one cheap RPC (GetTopic of a topic that need not exist: any answer, even NotFound or
+	// PermissionDenied, shows Pub/Sub is there). Nothing listening fails Open within it, with
+	// an error naming the endpoint. Default DefaultDialTimeout.
+	DialTimeout time.Duration
 
 	// Prefix is prepended to every topic and subscription ID, so that environments sharing a
 	// project ("staging-", "ci-1234-") cannot see each other's resources. Courier names
@@ -106,7 +114,8 @@ type Config struct {
 
 	// Logger receives the adapter's log lines: topics and subscriptions created, permission
 	// fallbacks (Debug), dead-letter policies set or left differing (Info, Warn); never
-	// payloads or credentials. Default slog.Default(). (Open also gives it to the Conn.)
+	// payloads or credentials. Default slog.Default(); a connection opened by transport.Open gets
+	// the connection's logger (transport.ConnConfig.Logger). (Open also gives it to the Conn.)
 	Logger *slog.Logger
 }
 
@@ -138,6 +147,8 @@ func (c Config) Validate() error {
 		return bad("RetryMaxBackoff needs RetryMinBackoff")
 	case c.RetryMaxBackoff != 0 && c.RetryMaxBackoff < c.RetryMinBackoff:
 		return bad("RetryMaxBackoff %v is below RetryMinBackoff %v", c.RetryMaxBackoff, c.RetryMinBackoff)
+	case c.DialTimeout < 0:
+		return bad("DialTimeout %v is negative", c.DialTimeout)
 	case c.PublishDelay < 0:
 		return bad("PublishDelay %v is negative", c.PublishDelay)
 	case c.PublishBatch < 0 || c.PublishBatch > 1000:
@@ -168,6 +179,9 @@ func (c Config) withDefaults() Config {
 	if c.RetryMinBackoff != 0 && c.RetryMaxBackoff == 0 {
 		c.RetryMaxBackoff = 600 * time.Second
 	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
 	if c.PublishDelay == 0 {
 		c.PublishDelay = DefaultPublishDelay
 	}
@@ -189,64 +203,45 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// urlParams lists the query parameters ConfigFromURL knows, with what each sets.
-var urlParams = map[string]func(c *Config, v string) error{
-	"endpoint": func(c *Config, v string) error { c.Endpoint = v; return nil },
-	"prefix":   func(c *Config, v string) error { c.Prefix = v; return nil },
-	"create": func(c *Config, v string) error {
-		b, err := strconv.ParseBool(v)
-		c.DisableCreate = !b
-		return err
+func durationParam(name, def, doc string, f func(*Config) *time.Duration) urlparam.Param[Config] {
+	return urlparam.Param[Config]{Name: name, Kind: urlparam.Duration, Default: def, Doc: doc, Set: urlparam.SetDuration(f)}
+}
+
+func intParam(name, def, doc string, f func(*Config) *int) urlparam.Param[Config] {
+	return urlparam.Param[Config]{Name: name, Kind: urlparam.Int, Default: def, Doc: doc, Set: urlparam.SetInt(f)}
+}
+
+// urlParams are the query parameters ConfigFromURL understands.
+var urlParams = urlparam.Table[Config]{
+	Scheme: Scheme,
+	Params: []urlparam.Param[Config]{
+		{Name: "endpoint", Kind: urlparam.String, Default: "Google", Doc: "emulator `host:port` (plaintext gRPC, no credentials)",
+			Set: urlparam.SetString(func(c *Config) *string { return &c.Endpoint })},
+		{Name: "prefix", Kind: urlparam.String, Doc: "prefix of every topic and subscription ID",
+			Set: urlparam.SetString(func(c *Config) *string { return &c.Prefix })},
+		{Name: "create", Kind: urlparam.Bool, Default: "true", Doc: "create missing topics and subscriptions",
+			Set: urlparam.SetNotBool(func(c *Config) *bool { return &c.DisableCreate })},
+		durationParam("dial_timeout", DefaultDialTimeout.String(), "bound on Open's check that Pub/Sub answers", func(c *Config) *time.Duration { return &c.DialTimeout }),
+		durationParam("ack_deadline", DefaultAckDeadline.String(), "message lease / ack deadline, 10s to 600s", func(c *Config) *time.Duration { return &c.AckDeadline }),
+		durationParam("retry_min_backoff", "no policy", "retry policy of created subscriptions: first backoff", func(c *Config) *time.Duration { return &c.RetryMinBackoff }),
+		durationParam("retry_max_backoff", "600s", "retry policy of created subscriptions: largest backoff", func(c *Config) *time.Duration { return &c.RetryMaxBackoff }),
+		durationParam("publish_delay", DefaultPublishDelay.String(), "batching delay", func(c *Config) *time.Duration { return &c.PublishDelay }),
+		intParam("publish_batch", strconv.Itoa(DefaultPublishBatch), "messages per Publish RPC, at most 1000", func(c *Config) *int { return &c.PublishBatch }),
+		intParam("publish_max_outstanding", strconv.Itoa(DefaultPublishMaxOutstanding), "publish flow control, messages", func(c *Config) *int { return &c.PublishMaxOutstanding }),
+		intParam("publish_max_outstanding_bytes", strconv.Itoa(DefaultPublishMaxOutstandingBytes), "publish flow control, bytes", func(c *Config) *int { return &c.PublishMaxOutstandingBytes }),
+		intParam("receive_streams", strconv.Itoa(DefaultReceiveStreams), "StreamingPull streams per subscriber", func(c *Config) *int { return &c.ReceiveStreams }),
 	},
-	"ack_deadline":                  durationParam(func(c *Config) *time.Duration { return &c.AckDeadline }),
-	"retry_min_backoff":             durationParam(func(c *Config) *time.Duration { return &c.RetryMinBackoff }),
-	"retry_max_backoff":             durationParam(func(c *Config) *time.Duration { return &c.RetryMaxBackoff }),
-	"publish_delay":                 durationParam(func(c *Config) *time.Duration { return &c.PublishDelay }),
-	"publish_batch":                 intParam(func(c *Config) *int { return &c.PublishBatch }),
-	"publish_max_outstanding":       intParam(func(c *Config) *int { return &c.PublishMaxOutstanding }),
-	"publish_max_outstanding_bytes": intParam(func(c *Config) *int { return &c.PublishMaxOutstandingBytes }),
-	"receive_streams":               intParam(func(c *Config) *int { return &c.ReceiveStreams }),
-}
-
-func durationParam(field func(*Config) *time.Duration) func(*Config, string) error {
-	return func(c *Config, v string) error {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return fmt.Errorf("not a duration such as 30s")
-		}
-		*field(c) = d
-		return nil
-	}
-}
-
-func intParam(field func(*Config) *int) func(*Config, string) error {
-	return func(c *Config, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return fmt.Errorf("not an integer")
-		}
-		*field(c) = n
-		return nil
-	}
 }
 
 // ConfigFromURL reads a Config from a URL of the form
 //
 //	gcppubsub://PROJECT[?param=value&…]
 //
-// Parameters (all optional; see Config for each):
-//
-//	endpoint=HOST:PORT                  emulator address (plaintext, no credentials)
-//	prefix=STR                          prefix for topic and subscription IDs
-//	create=true|false                   create missing topics/subscriptions (default true)
-//	ack_deadline=DUR                    message lease / ack deadline (default 10s)
-//	retry_min_backoff=DUR               retry policy of created subscriptions
-//	retry_max_backoff=DUR
-//	publish_delay=DUR                   batching delay (default 1ms)
-//	publish_batch=N                     messages per Publish RPC (default 100)
-//	publish_max_outstanding=N           publish flow control, messages (default 1000)
-//	publish_max_outstanding_bytes=N     publish flow control, bytes (default 128 MiB)
-//	receive_streams=N                   StreamingPull streams per subscriber (default 1)
+// The parameters (all optional) are those of urlParams, listed with their defaults in the
+// README ("Brokers and URLs"): endpoint, prefix, create, dial_timeout, ack_deadline,
+// retry_min_backoff, retry_max_backoff, publish_delay, publish_batch,
+// publish_max_outstanding, publish_max_outstanding_bytes, receive_streams. Durations are Go
+// durations ("30s").
 //
 // Credentials never go in the URL: the standard Google chain supplies them. Errors wrap
 // driver.ErrInvalidURL or driver.ErrInvalidConfig and name the parameter; unknown
@@ -272,37 +267,13 @@ func ConfigFromURL(u *url.URL) (Config, error) {
 		return bad("no project: the form is %s://PROJECT?param=value", Scheme)
 	}
 	cfg.Project = u.Host
-	q := u.Query()
-	keys := make([]string, 0, len(q))
-	for k := range q {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		set, ok := urlParams[k]
-		if !ok {
-			return bad("unknown parameter %q (known: %s)", k, knownParams())
-		}
-		if len(q[k]) != 1 {
-			return bad("parameter %q given %d times", k, len(q[k]))
-		}
-		if err := set(&cfg, q[k][0]); err != nil {
-			return bad("parameter %s=%q: %v", k, q[k][0], err)
-		}
+	if _, _, err := urlParams.Parse(u.Query(), &cfg); err != nil {
+		return Config{}, fmt.Errorf("%w: %w", driver.ErrInvalidURL, err)
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil
-}
-
-func knownParams() string {
-	names := make([]string, 0, len(urlParams))
-	for k := range urlParams {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return strings.Join(names, ", ")
 }
 
 // idRe is Pub/Sub's rule for topic and subscription IDs.

@@ -3,7 +3,6 @@ package gcppubsub_test
 import (
 	"context"
 	"errors"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -289,23 +288,19 @@ func TestNativeDeadLetterOnExistingSubscription(t *testing.T) {
 	}
 }
 
-// TestUnreachableEmulator: nothing listens at the endpoint. The client retries until the
-// caller's deadline; the error then says the broker is unavailable, and still matches the
-// deadline.
+// TestUnreachableEmulator: the emulator goes away after Open (Open itself fails when nothing
+// listens: TestOpenNothingListening). The client retries until the caller's deadline; the
+// error then says the broker is unavailable, and still matches the deadline.
 func TestUnreachableEmulator(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close() // a port nobody listens on
-	c := openConn(t, addr, gcppubsub.Config{})
+	srv := pstest.NewServer()
+	c := openConn(t, srv.Addr, gcppubsub.Config{})
+	_ = srv.Close() // nobody listens any more
 	short := func() context.Context {
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		t.Cleanup(cancel)
 		return ctx
 	}
-	err = c.Publish(short(), "anywhere", &message.Message{ID: "u1"})
+	err := c.Publish(short(), "anywhere", &message.Message{ID: "u1"})
 	if !errors.Is(err, transport.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("publish: err = %v; want ErrUnavailable and the deadline", err)
 	}

@@ -68,9 +68,10 @@ type Driver struct {
 	attempts attemptTable
 }
 
-// Open connects to Pub/Sub and returns a Courier connection. The connection to Google (or the
-// emulator) is made lazily: a wrong endpoint or missing permission shows on the first
-// Publish or Subscribe, with an error that says so.
+// Open connects to Pub/Sub and returns a Courier connection. It checks that Pub/Sub (or the
+// emulator) answers, within Config.DialTimeout: an endpoint with nothing listening fails
+// Open with driver.ErrUnavailable naming the endpoint. A missing permission shows on the
+// first Publish or Subscribe, with an error that says so.
 func Open(ctx context.Context, cfg Config) (*transport.Conn, error) {
 	d, err := New(ctx, cfg)
 	if err != nil {
@@ -98,6 +99,10 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	client, err := pubsub.NewClient(ctx, cfg.Project, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("pubsub: create client for project %q: %w", cfg.Project, classify(err, driver.ErrInvalidConfig, driver.ErrInvalidConfig))
+	}
+	if err := checkReady(ctx, cfg, client); err != nil {
+		_ = client.Close()
+		return nil, err
 	}
 	return &Driver{
 		cfg:    cfg,

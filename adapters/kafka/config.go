@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/courierhq/courier/internal/urlparam"
 	"github.com/courierhq/courier/transport/driver"
 )
 
@@ -175,6 +176,9 @@ type Config struct {
 	// ReadUncommitted also delivers records of open and aborted transactions. Default false:
 	// read_committed, as Kafka's own consumers default to for transactional producers.
 	ReadUncommitted bool
+
+	// urlNotes are ConfigFromURL's deprecation notes, logged by New.
+	urlNotes []string
 }
 
 // withDefaults fills the zero fields.
@@ -298,14 +302,129 @@ func (c *Config) batchBytes() int64 {
 	return max(1<<20, int64(c.MaxMessageBytes)+32<<10)
 }
 
-// urlParams lists the parameters ConfigFromURL understands, for its error message.
-var urlParams = []string{
-	"brokers", "client_id", "sasl", "tls", "tls_ca_file", "tls_cert_file", "tls_key_file",
-	"tls_server_name", "tls_insecure_skip_verify", "dial_timeout", "request_timeout",
-	"create_topics", "partitions", "replication_factor", "acks", "batch_timeout", "batch_size",
-	"max_message_bytes", "compression", "start_offset", "session_timeout", "heartbeat_interval",
-	"rebalance_timeout", "revoke_timeout", "join_group_backoff", "max_wait", "fetch_max_bytes",
-	"queue_capacity", "isolation",
+// fromURL is what ConfigFromURL fills: the Config and the parts of TLS and SASL that are
+// combined once every parameter is read.
+type fromURL struct {
+	Config
+	tlsOn, insecure                       bool
+	caFile, certFile, keyFile, serverName string
+	mechanism                             string
+}
+
+func durationParam(name, def, doc string, f func(*Config) *time.Duration) urlparam.Param[fromURL] {
+	return urlparam.Param[fromURL]{Name: name, Kind: urlparam.Duration, Default: def, Doc: doc,
+		Set: urlparam.SetDuration(func(c *fromURL) *time.Duration { return f(&c.Config) })}
+}
+
+func intParam(name, def, doc string, f func(*Config) *int) urlparam.Param[fromURL] {
+	return urlparam.Param[fromURL]{Name: name, Kind: urlparam.Int, Min: 1, Default: def, Doc: doc,
+		Set: urlparam.SetInt(func(c *fromURL) *int { return f(&c.Config) })}
+}
+
+// urlParams are the parameters ConfigFromURL understands.
+var urlParams = urlparam.Table[fromURL]{
+	Scheme: "kafka",
+	Params: []urlparam.Param[fromURL]{
+		{Name: "brokers", Kind: urlparam.List, Doc: "more bootstrap servers, `host:port,…` (needed when an IPv6 address starts the list)",
+			Set: func(c *fromURL, v urlparam.Value) error {
+				for _, h := range v.List {
+					b, err := brokerAddr(h)
+					if err != nil {
+						return err
+					}
+					c.Brokers = append(c.Brokers, b)
+				}
+				return nil
+			}},
+		{Name: "client_id", Kind: urlparam.String, Default: DefaultClientID, Doc: "client ID sent with every request",
+			Set: urlparam.SetString(func(c *fromURL) *string { return &c.ClientID })},
+		{Name: "sasl", Kind: urlparam.String, Doc: "`plain`, `scram-sha-256` or `scram-sha-512`, with the URL's user and password", Set: setSASL},
+		{Name: "tls", Kind: urlparam.Bool, Default: "false", Doc: "TLS with the system's roots",
+			Set: urlparam.SetBool(func(c *fromURL) *bool { return &c.tlsOn })},
+		{Name: "tls_ca_file", Kind: urlparam.String, Doc: "PEM file of the CA certificates to trust",
+			Set: urlparam.SetString(func(c *fromURL) *string { return &c.caFile })},
+		{Name: "tls_cert_file", Kind: urlparam.String, Doc: "PEM client certificate (with `tls_key_file`)",
+			Set: urlparam.SetString(func(c *fromURL) *string { return &c.certFile })},
+		{Name: "tls_key_file", Kind: urlparam.String, Doc: "PEM client key (with `tls_cert_file`)",
+			Set: urlparam.SetString(func(c *fromURL) *string { return &c.keyFile })},
+		{Name: "tls_server_name", Kind: urlparam.String, Doc: "server name to verify (default: the broker's host)",
+			Set: urlparam.SetString(func(c *fromURL) *string { return &c.serverName })},
+		{Name: "tls_insecure_skip_verify", Kind: urlparam.Bool, Default: "false", Doc: "do not verify the brokers' certificates (tests only)",
+			Set: urlparam.SetBool(func(c *fromURL) *bool { return &c.insecure })},
+		durationParam("dial_timeout", DefaultDialTimeout.String(), "bound on one connection attempt (TCP, TLS, SASL)", func(c *Config) *time.Duration { return &c.DialTimeout }),
+		durationParam("request_timeout", DefaultRequestTimeout.String(), "bound on metadata and topic-creation requests and Open's check", func(c *Config) *time.Duration { return &c.RequestTimeout }),
+		{Name: "create", Aliases: []string{"create_topics"}, Kind: urlparam.Bool, Default: "true", Doc: "create missing topics (`false`: a missing topic is an error)",
+			Set: urlparam.SetNotBool(func(c *fromURL) *bool { return &c.DisableTopicCreation })},
+		intParam("partitions", "broker's", "partitions of the topics Courier creates", func(c *Config) *int { return &c.Partitions }),
+		intParam("replication_factor", "broker's", "replication factor of the topics Courier creates", func(c *Config) *int { return &c.ReplicationFactor }),
+		{Name: "acks", Kind: urlparam.String, Default: "all", Doc: "`all` (every in-sync replica) or `leader`", Set: setAcks},
+		durationParam("batch_timeout", DefaultBatchTimeout.String(), "how long a partition's batch waits for more records", func(c *Config) *time.Duration { return &c.BatchTimeout }),
+		intParam("batch_size", strconv.Itoa(DefaultBatchSize), "most records per partition in one produce request", func(c *Config) *int { return &c.BatchSize }),
+		intParam("max_message_bytes", strconv.Itoa(DefaultMaxMessageBytes), "largest message Publish accepts", func(c *Config) *int { return &c.MaxMessageBytes }),
+		{Name: "compression", Kind: urlparam.String, Default: "none", Doc: "`none`, `gzip`, `snappy`, `lz4` or `zstd`",
+			Set: func(c *fromURL, v urlparam.Value) error {
+				if c.Compression = Compression(v.Raw); v.Raw == "none" {
+					c.Compression = CompressionNone
+				}
+				return nil
+			}},
+		{Name: "start_offset", Kind: urlparam.String, Default: "earliest", Doc: "where a new subscription starts: `earliest` or `latest`", Set: setStartOffset},
+		durationParam("session_timeout", DefaultSessionTimeout.String(), "a member silent this long leaves its group", func(c *Config) *time.Duration { return &c.SessionTimeout }),
+		durationParam("heartbeat_interval", DefaultHeartbeatInterval.String(), "interval between group heartbeats", func(c *Config) *time.Duration { return &c.HeartbeatInterval }),
+		durationParam("rebalance_timeout", DefaultRebalanceTimeout.String(), "how long a rebalance waits for members to rejoin", func(c *Config) *time.Duration { return &c.RebalanceTimeout }),
+		durationParam("revoke_timeout", DefaultRevokeTimeout.String(), "wait for handlers of revoked partitions (below rebalance_timeout)", func(c *Config) *time.Duration { return &c.RevokeTimeout }),
+		durationParam("join_group_backoff", DefaultJoinGroupBackoff.String(), "pause after a failed attempt to join a group", func(c *Config) *time.Duration { return &c.JoinGroupBackoff }),
+		durationParam("max_wait", DefaultMaxWait.String(), "how long a fetch waits at the broker for records", func(c *Config) *time.Duration { return &c.MaxWait }),
+		intParam("fetch_max_bytes", strconv.Itoa(DefaultFetchMaxBytes), "most bytes one fetch returns per partition", func(c *Config) *int { return &c.FetchMaxBytes }),
+		intParam("queue_capacity", strconv.Itoa(DefaultQueueCapacity), "records a subscriber buffers ahead", func(c *Config) *int { return &c.QueueCapacity }),
+		{Name: "isolation", Kind: urlparam.String, Default: "read_committed", Doc: "`read_committed` or `read_uncommitted`",
+			Set: func(c *fromURL, v urlparam.Value) error {
+				switch v.Raw {
+				case "read_committed", "read_uncommitted":
+					c.ReadUncommitted = v.Raw == "read_uncommitted"
+					return nil
+				}
+				return fmt.Errorf("use read_committed or read_uncommitted")
+			}},
+	},
+}
+
+func setSASL(c *fromURL, v urlparam.Value) error {
+	switch strings.ToLower(v.Raw) {
+	case "plain":
+		c.mechanism = SASLPlain
+	case "scram-sha-256":
+		c.mechanism = SASLScramSHA256
+	case "scram-sha-512":
+		c.mechanism = SASLScramSHA512
+	default:
+		return fmt.Errorf("use plain, scram-sha-256 or scram-sha-512")
+	}
+	return nil
+}
+
+func setAcks(c *fromURL, v urlparam.Value) error {
+	switch v.Raw {
+	case "all", "-1":
+		c.Acks = AcksAll
+	case "leader", "1":
+		c.Acks = AcksLeader
+	default:
+		return fmt.Errorf("use all or leader (Courier never publishes without acknowledgement)")
+	}
+	return nil
+}
+
+func setStartOffset(c *fromURL, v urlparam.Value) error {
+	switch v.Raw {
+	case "earliest", "first":
+		c.StartOffset = StartEarliest
+	case "latest", "last":
+		c.StartOffset = StartLatest
+	default:
+		return fmt.Errorf("use earliest or latest")
+	}
+	return nil
 }
 
 // ConfigFromURL reads a Config from a kafka:// URL:
@@ -318,17 +437,12 @@ var urlParams = []string{
 // parse as a URL host either).
 // Credentials in the user part require sasl=plain, scram-sha-256 or scram-sha-512.
 //
-// Parameters (durations in Go syntax, "250ms"): brokers, client_id, sasl, tls (true: system
-// roots), tls_ca_file, tls_cert_file + tls_key_file (client certificate), tls_server_name,
-// tls_insecure_skip_verify, dial_timeout, request_timeout, create_topics (false: a missing
-// topic is an error), partitions, replication_factor, acks (all | leader), batch_timeout,
-// batch_size, max_message_bytes, compression (none | gzip | snappy | lz4 | zstd),
-// start_offset (earliest | latest), session_timeout, heartbeat_interval, rebalance_timeout,
-// revoke_timeout, join_group_backoff, max_wait, fetch_max_bytes, queue_capacity, isolation
-// (read_committed | read_uncommitted). An unknown parameter is an error wrapping
-// driver.ErrInvalidURL; so is a bad value. Errors never contain the password.
+// The parameters are those of urlParams, listed with their defaults in the README ("Brokers
+// and URLs"); durations are Go durations ("250ms"). create_topics is the deprecated spelling
+// of create (a warning is logged when the connection opens). An unknown parameter is an
+// error wrapping driver.ErrInvalidURL that lists the valid ones; so is a bad value. Errors
+// never contain the password.
 func ConfigFromURL(u *url.URL) (Config, error) {
-	var cfg Config
 	bad := func(format string, args ...any) (Config, error) {
 		return Config{}, fmt.Errorf("%w: kafka: "+format, append([]any{driver.ErrInvalidURL}, args...)...)
 	}
@@ -341,180 +455,56 @@ func ConfigFromURL(u *url.URL) (Config, error) {
 	if u.Opaque != "" || (u.Path != "" && u.Path != "/") || u.Fragment != "" {
 		return bad("unexpected path or fragment; the form is kafka://host:9092[,host2:9092][?params]")
 	}
+	var p fromURL
 	if u.Host != "" {
-		hosts := strings.Split(u.Host, ",")
-		for _, h := range hosts {
+		for _, h := range strings.Split(u.Host, ",") {
 			b, err := brokerAddr(h)
 			if err != nil {
 				return bad("%v", err)
 			}
-			cfg.Brokers = append(cfg.Brokers, b)
+			p.Brokers = append(p.Brokers, b)
 		}
 	}
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
 		return bad("query: %s", err.Error())
 	}
-	var tlsOn, insecure bool
-	var caFile, certFile, keyFile, serverName, mechanism string
-	for k, vs := range q {
-		if len(vs) != 1 {
-			return bad("parameter %s given %d times", k, len(vs))
-		}
-		v := vs[0]
-		dur := func(dst *time.Duration) error {
-			d, err := time.ParseDuration(v)
-			if err != nil || d <= 0 {
-				return fmt.Errorf("%s=%q is not a positive duration (e.g. 250ms, 5s)", k, v)
-			}
-			*dst = d
-			return nil
-		}
-		num := func(dst *int) error {
-			n, err := strconv.Atoi(v)
-			if err != nil || n <= 0 {
-				return fmt.Errorf("%s=%q is not a positive integer", k, v)
-			}
-			*dst = n
-			return nil
-		}
-		boolean := func(dst *bool) error {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return fmt.Errorf("%s=%q is not true or false", k, v)
-			}
-			*dst = b
-			return nil
-		}
-		var perr error
-		switch k {
-		case "brokers":
-			for _, h := range strings.Split(v, ",") {
-				b, err := brokerAddr(strings.TrimSpace(h))
-				if err != nil {
-					return bad("%v", err)
-				}
-				cfg.Brokers = append(cfg.Brokers, b)
-			}
-		case "client_id":
-			cfg.ClientID = v
-		case "sasl":
-			switch strings.ToLower(v) {
-			case "plain":
-				mechanism = SASLPlain
-			case "scram-sha-256":
-				mechanism = SASLScramSHA256
-			case "scram-sha-512":
-				mechanism = SASLScramSHA512
-			default:
-				return bad("sasl=%q; use plain, scram-sha-256 or scram-sha-512", v)
-			}
-		case "tls":
-			perr = boolean(&tlsOn)
-		case "tls_ca_file":
-			caFile = v
-		case "tls_cert_file":
-			certFile = v
-		case "tls_key_file":
-			keyFile = v
-		case "tls_server_name":
-			serverName = v
-		case "tls_insecure_skip_verify":
-			perr = boolean(&insecure)
-		case "dial_timeout":
-			perr = dur(&cfg.DialTimeout)
-		case "request_timeout":
-			perr = dur(&cfg.RequestTimeout)
-		case "create_topics":
-			var create bool
-			perr = boolean(&create)
-			cfg.DisableTopicCreation = !create
-		case "partitions":
-			perr = num(&cfg.Partitions)
-		case "replication_factor":
-			perr = num(&cfg.ReplicationFactor)
-		case "acks":
-			switch v {
-			case "all", "-1":
-				cfg.Acks = AcksAll
-			case "leader", "1":
-				cfg.Acks = AcksLeader
-			default:
-				perr = fmt.Errorf("acks=%q; use all or leader (Courier never publishes without acknowledgement)", v)
-			}
-		case "batch_timeout":
-			perr = dur(&cfg.BatchTimeout)
-		case "batch_size":
-			perr = num(&cfg.BatchSize)
-		case "max_message_bytes":
-			perr = num(&cfg.MaxMessageBytes)
-		case "compression":
-			if v == "none" {
-				v = ""
-			}
-			cfg.Compression = Compression(v)
-		case "start_offset":
-			switch v {
-			case "earliest", "first":
-				cfg.StartOffset = StartEarliest
-			case "latest", "last":
-				cfg.StartOffset = StartLatest
-			default:
-				perr = fmt.Errorf("start_offset=%q; use earliest or latest", v)
-			}
-		case "session_timeout":
-			perr = dur(&cfg.SessionTimeout)
-		case "heartbeat_interval":
-			perr = dur(&cfg.HeartbeatInterval)
-		case "rebalance_timeout":
-			perr = dur(&cfg.RebalanceTimeout)
-		case "revoke_timeout":
-			perr = dur(&cfg.RevokeTimeout)
-		case "join_group_backoff":
-			perr = dur(&cfg.JoinGroupBackoff)
-		case "max_wait":
-			perr = dur(&cfg.MaxWait)
-		case "fetch_max_bytes":
-			perr = num(&cfg.FetchMaxBytes)
-		case "queue_capacity":
-			perr = num(&cfg.QueueCapacity)
-		case "isolation":
-			switch v {
-			case "read_committed":
-				cfg.ReadUncommitted = false
-			case "read_uncommitted":
-				cfg.ReadUncommitted = true
-			default:
-				perr = fmt.Errorf("isolation=%q; use read_committed or read_uncommitted", v)
-			}
-		default:
-			return bad("unknown parameter %q (known: %s)", k, strings.Join(urlParams, ", "))
-		}
-		if perr != nil {
-			return bad("%v", perr)
-		}
+	_, notes, err := urlParams.Parse(q, &p)
+	if err != nil {
+		return Config{}, fmt.Errorf("%w: %w", driver.ErrInvalidURL, err)
 	}
-	if len(cfg.Brokers) == 0 {
-		return bad("no broker given; the form is kafka://host:9092[,host2:9092]")
+	cfg, err := p.finish(u)
+	if err != nil {
+		return bad("%v", err)
 	}
-	if u.User != nil {
-		if mechanism == "" {
-			return bad("credentials given but no SASL mechanism; add sasl=plain, sasl=scram-sha-256 or sasl=scram-sha-512")
-		}
-		pass, _ := u.User.Password()
-		cfg.SASL = &SASL{Mechanism: mechanism, Username: u.User.Username(), Password: pass}
-	} else if mechanism != "" {
-		return bad("sasl=%s needs credentials: kafka://user:password@host:9092", strings.ToLower(mechanism))
-	}
-	if tlsOn || caFile != "" || certFile != "" || keyFile != "" || serverName != "" || insecure {
-		tc, err := tlsConfig(caFile, certFile, keyFile, serverName, insecure)
-		if err != nil {
-			return bad("%v", err)
-		}
-		cfg.TLS = tc
-	}
+	cfg.urlNotes = notes
 	if err := cfg.Validate(); err != nil {
 		return Config{}, fmt.Errorf("%w: %w", driver.ErrInvalidURL, err)
+	}
+	return cfg, nil
+}
+
+// finish combines the credentials of u and the TLS parameters into the Config.
+func (p *fromURL) finish(u *url.URL) (Config, error) {
+	cfg := p.Config
+	if len(cfg.Brokers) == 0 {
+		return cfg, fmt.Errorf("no broker given; the form is kafka://host:9092[,host2:9092]")
+	}
+	if u.User != nil {
+		if p.mechanism == "" {
+			return cfg, fmt.Errorf("credentials given but no SASL mechanism; add sasl=plain, sasl=scram-sha-256 or sasl=scram-sha-512")
+		}
+		pass, _ := u.User.Password()
+		cfg.SASL = &SASL{Mechanism: p.mechanism, Username: u.User.Username(), Password: pass}
+	} else if p.mechanism != "" {
+		return cfg, fmt.Errorf("sasl=%s needs credentials: kafka://user:password@host:9092", strings.ToLower(p.mechanism))
+	}
+	if p.tlsOn || p.caFile != "" || p.certFile != "" || p.keyFile != "" || p.serverName != "" || p.insecure {
+		tc, err := tlsConfig(p.caFile, p.certFile, p.keyFile, p.serverName, p.insecure)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.TLS = tc
 	}
 	return cfg, nil
 }

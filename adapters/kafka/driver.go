@@ -12,12 +12,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/courierhq/courier/internal/urlparam"
 	"github.com/courierhq/courier/transport/driver"
 
 	"github.com/segmentio/kafka-go"
 	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
+	"github.com/segmentio/kafka-go/sasl/scram"
 
 	"github.com/courierhq/courier/transport"
 )
@@ -76,6 +78,7 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 		return nil, err
 	}
 	log := cfg.Logger.With("courier.adapter", "kafka")
+	urlparam.LogNotes(log, cfg.urlNotes)
 	d := &Driver{
 		cfg:      cfg,
 		log:      log,
@@ -336,8 +339,10 @@ func saslMechanism(s *SASL) (sasl.Mechanism, error) {
 	switch s.Mechanism {
 	case SASLPlain:
 		return plain.Mechanism{Username: s.Username, Password: s.Password}, nil
-	case SASLScramSHA256, SASLScramSHA512:
-		return newScram(s.Mechanism, s.Username, s.Password), nil
+	case SASLScramSHA256:
+		return scram.Mechanism(scram.SHA256, s.Username, s.Password)
+	case SASLScramSHA512:
+		return scram.Mechanism(scram.SHA512, s.Username, s.Password)
 	}
 	return nil, fmt.Errorf("%w: kafka: SASL mechanism %q", driver.ErrInvalidConfig, s.Mechanism)
 }

@@ -7,10 +7,10 @@ import (
 	"log/slog"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/courierhq/courier/internal/urlparam"
 	"github.com/courierhq/courier/transport/driver"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -147,8 +147,12 @@ type Config struct {
 	ConnectionName string
 
 	// Logger receives the adapter's log lines (reconnects, lost consumers). Payloads and
-	// credentials are never logged. Default slog.Default().
+	// credentials are never logged. Default slog.Default(); a connection opened by
+	// transport.Open gets the connection's logger (transport.ConnConfig.Logger).
 	Logger *slog.Logger
+
+	// urlNotes are ConfigFromURL's deprecation notes, logged by New.
+	urlNotes []string
 }
 
 // DefaultQueueName is the default Config.QueueName: topic + "." + subscription.
@@ -271,34 +275,55 @@ func sanitize(msg string, u *url.URL) string {
 	return msg
 }
 
-// URL parameters: Courier's own (moved into Config) and amqp091-go's (left in the URL).
-var (
-	ownParams = []string{"exchange_type", "queue_type", "single_active_consumer", "precise_publish_time", "max_message_bytes",
-		"max_header_value_bytes", "publish_channels", "max_in_flight", "heartbeat", "connection_timeout",
-		"reconnect_delay", "max_reconnect_delay", "connection_name"}
-	clientParams = []string{"auth_mechanism", "channel_max", "certfile", "keyfile", "cacertfile", "server_name_indication"}
-)
+// urlParams are the URL parameters ConfigFromURL understands: Courier's own (moved into
+// Config) and, as passthrough, amqp091-go's (left in Config.URL).
+var urlParams = urlparam.Table[Config]{
+	Scheme: "rabbitmq",
+	Params: []urlparam.Param[Config]{
+		{Name: "exchange_type", Kind: urlparam.String, Default: DefaultExchangeType, Doc: "`topic`, `fanout` or `direct`: the exchange a topic is declared as",
+			Set: func(c *Config, v urlparam.Value) error { c.ExchangeType = v.Raw; return nil }},
+		{Name: "queue_type", Kind: urlparam.String, Default: string(Classic), Doc: "`classic` or `quorum`: the queues subscriptions are declared as",
+			Set: func(c *Config, v urlparam.Value) error { c.QueueType = QueueType(v.Raw); return nil }},
+		{Name: "single_active_consumer", Kind: urlparam.Bool, Default: "false", Doc: "one active consumer per subscription queue (order across processes)",
+			Set: urlparam.SetBool(func(c *Config) *bool { return &c.SingleActiveConsumer })},
+		{Name: "precise_publish_time", Kind: urlparam.Bool, Default: "false", Doc: "carry PublishTime in nanoseconds in a header (else whole seconds)",
+			Set: urlparam.SetBool(func(c *Config) *bool { return &c.PrecisePublishTime })},
+		{Name: "max_message_bytes", Kind: urlparam.Int, Default: "16777216", Doc: "largest message accepted (at most 512 MiB)",
+			Set: urlparam.SetInt(func(c *Config) *int { return &c.MaxMessageBytes })},
+		{Name: "max_header_value_bytes", Kind: urlparam.Int, Default: "65536", Doc: "longest header value accepted",
+			Set: urlparam.SetInt(func(c *Config) *int { return &c.MaxHeaderValueBytes })},
+		{Name: "publish_channels", Kind: urlparam.Int, Default: "8", Doc: "confirm-mode channels publishing at once",
+			Set: urlparam.SetInt(func(c *Config) *int { return &c.PublishChannels })},
+		{Name: "max_in_flight", Kind: urlparam.Int, Default: "1024", Doc: "unconfirmed messages per publish channel",
+			Set: urlparam.SetInt(func(c *Config) *int { return &c.MaxInFlight })},
+		{Name: "heartbeat", Kind: urlparam.Duration, LegacyUnit: time.Second, Default: DefaultHeartbeat.String(), Doc: "AMQP heartbeat interval, at least 1s",
+			Set: urlparam.SetDuration(func(c *Config) *time.Duration { return &c.Heartbeat })},
+		{Name: "dial_timeout", Aliases: []string{"connection_timeout"}, Kind: urlparam.Duration, LegacyUnit: time.Millisecond,
+			Default: DefaultDialTimeout.String(), Doc: "bound on one connection attempt (TCP, TLS, AMQP handshake)",
+			Set: urlparam.SetDuration(func(c *Config) *time.Duration { return &c.DialTimeout })},
+		{Name: "reconnect_delay", Kind: urlparam.Duration, Default: DefaultReconnectDelay.String(), Doc: "first wait before re-dialling a lost connection",
+			Set: urlparam.SetDuration(func(c *Config) *time.Duration { return &c.ReconnectDelay })},
+		{Name: "max_reconnect_delay", Kind: urlparam.Duration, Default: DefaultMaxReconnectDelay.String(), Doc: "cap of the doubling re-dial wait",
+			Set: urlparam.SetDuration(func(c *Config) *time.Duration { return &c.MaxReconnectDelay })},
+		{Name: "connection_name", Kind: urlparam.String, Default: DefaultConnectionName, Doc: "connection name shown by RabbitMQ's management tools",
+			Set: urlparam.SetString(func(c *Config) *string { return &c.ConnectionName })},
+	},
+	Passthrough: []string{"auth_mechanism", "channel_max", "certfile", "keyfile", "cacertfile", "server_name_indication"},
+}
 
 // ConfigFromURL reads a Config from an amqp:// or amqps:// URL:
 //
 //	amqp://user:password@host:5672/vhost?queue_type=quorum&max_in_flight=2048
 //
 // Besides amqp091-go's own parameters (auth_mechanism, channel_max, certfile, keyfile,
-// cacertfile, server_name_indication), which stay in Config.URL, it understands:
-//
-//	exchange_type           topic | fanout | direct          Config.ExchangeType
-//	queue_type              classic | quorum                 Config.QueueType
-//	single_active_consumer  true | false                     Config.SingleActiveConsumer
-//	precise_publish_time    true | false                     Config.PrecisePublishTime
-//	max_message_bytes       integer                          Config.MaxMessageBytes
-//	max_header_value_bytes  integer                          Config.MaxHeaderValueBytes
-//	publish_channels        integer                          Config.PublishChannels
-//	max_in_flight           integer                          Config.MaxInFlight
-//	heartbeat               seconds, or a Go duration ("15s") Config.Heartbeat
-//	connection_timeout      milliseconds, or a Go duration   Config.DialTimeout
-//	reconnect_delay         Go duration ("250ms")            Config.ReconnectDelay
-//	max_reconnect_delay     Go duration ("10s")              Config.MaxReconnectDelay
-//	connection_name         text                             Config.ConnectionName
+// cacertfile, server_name_indication), which stay in Config.URL, it understands the
+// parameters of urlParams, listed with their defaults in the README ("Brokers and URLs"):
+// exchange_type, queue_type, single_active_consumer, precise_publish_time,
+// max_message_bytes, max_header_value_bytes, publish_channels, max_in_flight, heartbeat,
+// dial_timeout, reconnect_delay, max_reconnect_delay, connection_name. Durations are Go
+// durations ("15s"); the old spellings connection_timeout (for dial_timeout) and bare
+// integers for heartbeat (seconds) and connection_timeout (milliseconds) still work, with a
+// deprecation warning logged when the connection opens.
 //
 // Unknown parameters are an error (wrapping driver.ErrInvalidURL) that lists the known
 // ones. A parameter given twice is an error.
@@ -307,58 +332,11 @@ func ConfigFromURL(u *url.URL) (Config, error) {
 	if u == nil {
 		return cfg, fmt.Errorf("%w: rabbitmq: nil URL", driver.ErrInvalidURL)
 	}
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: rabbitmq: "+format, append([]any{driver.ErrInvalidURL}, args...)...)
+	rest, notes, err := urlParams.Parse(u.Query(), &cfg)
+	if err != nil {
+		return Config{}, fmt.Errorf("%w: %w", driver.ErrInvalidURL, err)
 	}
-	q := u.Query()
-	rest := url.Values{}
-	for k, vs := range q {
-		if len(vs) != 1 && k != "auth_mechanism" {
-			return cfg, bad("parameter %q given %d times", k, len(vs))
-		}
-		if slices.Contains(clientParams, k) {
-			rest[k] = vs
-			continue
-		}
-		if !slices.Contains(ownParams, k) {
-			known := append(slices.Clone(ownParams), clientParams...)
-			slices.Sort(known)
-			return cfg, bad("unknown parameter %q (known: %s)", k, strings.Join(known, ", "))
-		}
-		v := vs[0]
-		var err error
-		switch k {
-		case "exchange_type":
-			cfg.ExchangeType = v
-		case "queue_type":
-			cfg.QueueType = QueueType(v)
-		case "single_active_consumer":
-			cfg.SingleActiveConsumer, err = strconv.ParseBool(v)
-		case "precise_publish_time":
-			cfg.PrecisePublishTime, err = strconv.ParseBool(v)
-		case "max_message_bytes":
-			cfg.MaxMessageBytes, err = nonNegative(v)
-		case "max_header_value_bytes":
-			cfg.MaxHeaderValueBytes, err = nonNegative(v)
-		case "publish_channels":
-			cfg.PublishChannels, err = nonNegative(v)
-		case "max_in_flight":
-			cfg.MaxInFlight, err = nonNegative(v)
-		case "heartbeat":
-			cfg.Heartbeat, err = duration(v, time.Second)
-		case "connection_timeout":
-			cfg.DialTimeout, err = duration(v, time.Millisecond)
-		case "reconnect_delay":
-			cfg.ReconnectDelay, err = duration(v, 0)
-		case "max_reconnect_delay":
-			cfg.MaxReconnectDelay, err = duration(v, 0)
-		case "connection_name":
-			cfg.ConnectionName = v
-		}
-		if err != nil {
-			return cfg, bad("%s=%q: %v", k, v, err)
-		}
-	}
+	cfg.urlNotes = notes
 	clean := *u
 	clean.RawQuery = rest.Encode()
 	clean.Fragment, clean.RawFragment = "", ""
@@ -368,29 +346,4 @@ func ConfigFromURL(u *url.URL) (Config, error) {
 		return cfg, fmt.Errorf("%w: %w", driver.ErrInvalidURL, err)
 	}
 	return cfg, nil
-}
-
-func nonNegative(s string) (int, error) {
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 {
-		return 0, errors.New("not a non-negative integer")
-	}
-	return n, nil
-}
-
-// duration parses a Go duration, or a plain integer in unit (when unit is not zero).
-func duration(s string, unit time.Duration) (time.Duration, error) {
-	if unit != 0 {
-		if n, err := strconv.Atoi(s); err == nil {
-			if n < 0 {
-				return 0, errors.New("negative")
-			}
-			return time.Duration(n) * unit, nil
-		}
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return 0, errors.New("not a non-negative duration")
-	}
-	return d, nil
 }

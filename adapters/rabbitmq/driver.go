@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/courierhq/courier/internal/urlparam"
 	"github.com/courierhq/courier/transport/driver"
 
 	"github.com/courierhq/courier/transport"
@@ -85,6 +86,7 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	cfg = cfg.withDefaults()
 	d := &Driver{cfg: cfg, log: cfg.Logger.With("courier.broker", "rabbitmq")}
 	d.cfg.Logger = d.log
+	urlparam.LogNotes(d.log, cfg.urlNotes)
 	d.pubSession = newSession(&d.cfg, "publish", &d.stats)
 	d.subSession = newSession(&d.cfg, "consume", &d.stats)
 	d.pub = newPublisher(d)

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/courierhq/courier/internal/urlparam"
 	"github.com/courierhq/courier/transport/driver"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -69,8 +69,10 @@ type Config struct {
 	// Profile selects a shared config profile. Default: AWS_PROFILE, else "default".
 	Profile string
 
-	// Credentials overrides the credential chain (for example a static provider for an
-	// emulator). Default: the standard AWS chain. Credentials never appear in errors or logs.
+	// Credentials overrides the credential chain. Default: the standard AWS chain; with an
+	// Endpoint (an emulator), the chain without the EC2 metadata service, and when it finds no
+	// credentials, dummy ones (access key DummyAccessKeyID), so that an emulator needs no AWS
+	// setup. Credentials never appear in errors or logs.
 	Credentials aws.CredentialsProvider
 
 	// AWSConfig, when set, is used as the base AWS configuration instead of loading the
@@ -150,9 +152,13 @@ type Config struct {
 	// time, so that only a retried Publish of the same messages is deduplicated.
 	FIFODeduplicateByID bool
 
-	// Logger receives the adapter's log lines (never payloads or credentials). Default
-	// slog.Default().
+	// Logger receives the adapter's log lines (never payloads or credentials), the AWS SDK's
+	// own at debug level. Default slog.Default(); a connection opened by transport.Open gets
+	// the connection's logger (transport.ConnConfig.Logger).
 	Logger *slog.Logger
+
+	// urlNotes are ConfigFromURL's deprecation notes, logged by New.
+	urlNotes []string
 }
 
 // Validate reports a configuration that cannot work. Errors wrap driver.ErrInvalidConfig.
@@ -223,25 +229,64 @@ func (c *Config) maxMessageBytes() int {
 	return MaxMessageBytes
 }
 
-// urlParams lists the query parameters ConfigFromURL understands.
-var urlParams = []string{
-	"region", "endpoint", "profile", "max_attempts", "operation_timeout", "create", "account_id",
-	"visibility_timeout", "wait_time", "max_message_bytes", "retention", "max_pollers", "pollers",
-	"publish_concurrency", "fifo_default_group", "fifo_group_per_message", "fifo_dedup_by_id",
+func durationParam(name, def, doc string, f func(*Config) *time.Duration) urlparam.Param[Config] {
+	return urlparam.Param[Config]{Name: name, Kind: urlparam.Duration, LegacyUnit: time.Second, Default: def, Doc: doc,
+		Set: urlparam.SetDuration(f)}
+}
+
+func intParam(name, def, doc string, f func(*Config) *int) urlparam.Param[Config] {
+	return urlparam.Param[Config]{Name: name, Kind: urlparam.Int, Default: def, Doc: doc, Set: urlparam.SetInt(f)}
+}
+
+func stringParam(name, def, doc string, f func(*Config) *string) urlparam.Param[Config] {
+	return urlparam.Param[Config]{Name: name, Kind: urlparam.String, Default: def, Doc: doc, Set: urlparam.SetString(f)}
+}
+
+// urlParams are the query parameters ConfigFromURL understands.
+var urlParams = urlparam.Table[Config]{
+	Scheme: "sqs",
+	Params: []urlparam.Param[Config]{
+		stringParam("region", "AWS chain", "AWS region", func(c *Config) *string { return &c.Region }),
+		{Name: "endpoint", Kind: urlparam.String, Default: "region's", Doc: "SQS endpoint, an http(s) URL (ElasticMQ, LocalStack, a VPC endpoint); without AWS credentials configured, dummy ones are used",
+			Set: func(c *Config, v urlparam.Value) error {
+				e, err := url.Parse(v.Raw)
+				if err != nil || (e.Scheme != "http" && e.Scheme != "https") || e.Host == "" {
+					return fmt.Errorf("not an http(s) URL")
+				}
+				c.Endpoint = v.Raw
+				return nil
+			}},
+		stringParam("profile", "AWS_PROFILE", "shared config profile", func(c *Config) *string { return &c.Profile }),
+		intParam("max_attempts", "3", "tries per request, the first included (the AWS SDK's retries)", func(c *Config) *int { return &c.MaxAttempts }),
+		durationParam("operation_timeout", DefaultOperationTimeout.String(), "bound on one SQS operation with its retries", func(c *Config) *time.Duration { return &c.OperationTimeout }),
+		{Name: "create", Kind: urlparam.Bool, Default: "true", Doc: "create missing queues (`false`: a missing queue is an error)",
+			Set: urlparam.SetNotBool(func(c *Config) *bool { return &c.DisableCreate })},
+		stringParam("account_id", "caller's", "AWS account that owns the queues", func(c *Config) *string { return &c.QueueOwnerAccountID }),
+		durationParam("visibility_timeout", "queue's", "lease of a received message, 1s to 12h", func(c *Config) *time.Duration { return &c.VisibilityTimeout }),
+		durationParam("wait_time", MaxWaitTime.String(), "long-poll duration, at most 20s", func(c *Config) *time.Duration { return &c.WaitTime }),
+		intParam("max_message_bytes", strconv.Itoa(MaxMessageBytes), "largest message sent, 1024 to 1048576", func(c *Config) *int { return &c.MaxMessageBytes }),
+		durationParam("retention", "4 days", "MessageRetentionPeriod of created queues, 60s to 14 days", func(c *Config) *time.Duration { return &c.MessageRetention }),
+		intParam("max_pollers", strconv.Itoa(DefaultMaxPollers), "cap on ReceiveMessage calls in flight per subscriber", func(c *Config) *int { return &c.MaxPollers }),
+		intParam("pollers", "automatic", "fixed number of ReceiveMessage calls in flight per subscriber", func(c *Config) *int { return &c.Pollers }),
+		intParam("publish_concurrency", strconv.Itoa(DefaultPublishConcurrency), "SendMessageBatch requests one Publish sends at once", func(c *Config) *int { return &c.PublishConcurrency }),
+		stringParam("fifo_default_group", DefaultFIFOGroup, "MessageGroupId of unkeyed messages on FIFO queues", func(c *Config) *string { return &c.FIFODefaultGroup }),
+		{Name: "fifo_group_per_message", Kind: urlparam.Bool, Default: "false", Doc: "each unkeyed message of a FIFO queue in its own group",
+			Set: urlparam.SetBool(func(c *Config) *bool { return &c.FIFOGroupPerMessage })},
+		{Name: "fifo_dedup_by_id", Kind: urlparam.Bool, Default: "false", Doc: "deduplicate FIFO messages by ID alone",
+			Set: urlparam.SetBool(func(c *Config) *bool { return &c.FIFODeduplicateByID })},
+	},
 }
 
 // ConfigFromURL reads a Config from an sqs:// URL:
 //
 //	sqs://?region=eu-west-1&endpoint=http://127.0.0.1:9324&create=false&visibility_timeout=60s
 //
-// Parameters: region, endpoint, profile, max_attempts, operation_timeout, create (bool,
-// default true), account_id, visibility_timeout, wait_time, max_message_bytes, retention,
-// max_pollers, pollers, publish_concurrency, fifo_default_group, fifo_group_per_message (bool),
-// fifo_dedup_by_id (bool).
-// Durations are Go durations ("90s", "1h") or whole seconds ("90"). The URL has no host or
-// path: queues are named per Publish and Subscribe. Credentials come from the AWS chain, never
-// from the URL. Unknown or repeated parameters and bad values are errors wrapping
-// driver.ErrInvalidURL.
+// The parameters are those of urlParams, listed with their defaults in the README ("Brokers
+// and URLs"). Durations are Go durations ("90s", "1h"); a bare number of seconds ("90") still
+// works and is logged as deprecated when the connection opens. The URL has no host or path:
+// queues are named per Publish and Subscribe. Credentials come from the AWS chain (or, with an
+// endpoint and no credentials configured, are dummies), never from the URL. Unknown or
+// repeated parameters and bad values are errors wrapping driver.ErrInvalidURL.
 func ConfigFromURL(u *url.URL) (Config, error) {
 	var cfg Config
 	if u == nil {
@@ -260,104 +305,38 @@ func ConfigFromURL(u *url.URL) (Config, error) {
 	if err != nil {
 		return cfg, fmt.Errorf("%w: sqs: malformed query", driver.ErrInvalidURL)
 	}
-	keys := make([]string, 0, len(q))
-	for k := range q {
-		keys = append(keys, k)
+	_, notes, err := urlParams.Parse(q, &cfg)
+	if err != nil {
+		return Config{}, fmt.Errorf("%w: %w", driver.ErrInvalidURL, err)
 	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		vs := q[k]
-		if !slices.Contains(urlParams, k) {
-			return cfg, fmt.Errorf("%w: sqs: unknown parameter %q (known: %s)", driver.ErrInvalidURL, k, strings.Join(urlParams, ", "))
-		}
-		if len(vs) != 1 {
-			return cfg, fmt.Errorf("%w: sqs: parameter %q given %d times", driver.ErrInvalidURL, k, len(vs))
-		}
-		v := vs[0]
-		badValue := func(want string) error {
-			return fmt.Errorf("%w: sqs: %s=%q is not %s", driver.ErrInvalidURL, k, v, want)
-		}
-		switch k {
-		case "region":
-			cfg.Region = v
-		case "endpoint":
-			e, err := url.Parse(v)
-			if err != nil || (e.Scheme != "http" && e.Scheme != "https") || e.Host == "" {
-				return cfg, fmt.Errorf("%w: sqs: endpoint=%q is not an http(s) URL", driver.ErrInvalidURL, driver.RedactURL(v))
-			}
-			cfg.Endpoint = v
-		case "profile":
-			cfg.Profile = v
-		case "account_id":
-			cfg.QueueOwnerAccountID = v
-		case "fifo_default_group":
-			cfg.FIFODefaultGroup = v
-		case "create", "fifo_group_per_message", "fifo_dedup_by_id":
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return cfg, badValue("a boolean")
-			}
-			switch k {
-			case "create":
-				cfg.DisableCreate = !b
-			case "fifo_group_per_message":
-				cfg.FIFOGroupPerMessage = b
-			default:
-				cfg.FIFODeduplicateByID = b
-			}
-		case "operation_timeout", "visibility_timeout", "wait_time", "retention":
-			d, err := parseDuration(v)
-			if err != nil {
-				return cfg, badValue("a duration")
-			}
-			switch k {
-			case "operation_timeout":
-				cfg.OperationTimeout = d
-			case "visibility_timeout":
-				cfg.VisibilityTimeout = d
-			case "wait_time":
-				cfg.WaitTime = d
-			default:
-				cfg.MessageRetention = d
-			}
-		default: // integers
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				return cfg, badValue("a non-negative integer")
-			}
-			switch k {
-			case "max_attempts":
-				cfg.MaxAttempts = n
-			case "max_message_bytes":
-				cfg.MaxMessageBytes = n
-			case "max_pollers":
-				cfg.MaxPollers = n
-			case "pollers":
-				cfg.Pollers = n
-			case "publish_concurrency":
-				cfg.PublishConcurrency = n
-			}
-		}
-	}
+	cfg.urlNotes = notes
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("%w: %w", driver.ErrInvalidURL, err)
 	}
 	return cfg, nil
 }
 
-// parseDuration accepts a Go duration or a number of seconds.
-func parseDuration(s string) (time.Duration, error) {
-	if n, err := strconv.Atoi(s); err == nil {
-		if n < 0 {
-			return 0, fmt.Errorf("negative")
+// emulatorCredentials is the credential provider for an explicit Endpoint when the user gave
+// none: the standard chain (environment, shared files; never the EC2 metadata service), and
+// when that finds nothing, fixed dummy credentials, which emulators such as ElasticMQ accept.
+type emulatorCredentials struct {
+	chain aws.CredentialsProvider
+	log   *slog.Logger
+}
+
+// DummyAccessKeyID is the access key of the dummy credentials used with an explicit
+// endpoint when no AWS credentials are configured.
+const DummyAccessKeyID = "courier-emulator"
+
+// Retrieve implements aws.CredentialsProvider.
+func (e emulatorCredentials) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	if e.chain != nil {
+		if c, err := e.chain.Retrieve(ctx); err == nil {
+			return c, nil
 		}
-		return time.Duration(n) * time.Second, nil
 	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("bad duration")
-	}
-	return d, nil
+	e.log.Debug("no AWS credentials configured; using dummy credentials for the explicit endpoint")
+	return aws.Credentials{AccessKeyID: DummyAccessKeyID, SecretAccessKey: "courier-emulator", Source: "courier: dummy credentials for an emulator endpoint"}, nil
 }
 
 // seconds rounds d up to whole seconds, as SQS takes them.

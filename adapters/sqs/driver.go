@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/courierhq/courier/internal/keyhash"
+	"github.com/courierhq/courier/internal/urlparam"
 
 	"github.com/courierhq/courier/transport/driver"
 
@@ -68,6 +69,7 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	}
 	cfg = cfg.withDefaults()
 	d := &Driver{cfg: cfg, log: cfg.Logger.With("courier.broker", "sqs"), queues: map[string]*queueSlot{}}
+	urlparam.LogNotes(d.log, cfg.urlNotes)
 	d.pollCtx, d.cancelPoll = context.WithCancel(context.WithoutCancel(ctx))
 
 	var awsCfg aws.Config
@@ -95,6 +97,8 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	}
 	if cfg.Credentials != nil {
 		awsCfg.Credentials = cfg.Credentials
+	} else if cfg.Endpoint != "" && cfg.AWSConfig == nil {
+		awsCfg.Credentials = aws.NewCredentialsCache(emulatorCredentials{chain: awsCfg.Credentials, log: d.log})
 	}
 	if cfg.MaxAttempts > 0 {
 		awsCfg.RetryMaxAttempts = cfg.MaxAttempts
