@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO    ?= go
 PKGS  ?= ./...
 
-.PHONY: help demo test test-short integration bench lint fmt vet brokers-up brokers-down
+.PHONY: help demo test test-short integration bench lint fmt vet brokers-up brokers-down images integration-containers
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -18,6 +18,14 @@ test: ## unit tests + in-process conformance (race detector on); skips what need
 integration: brokers-up ## start native brokers, then run every test against them (COURIER_REQUIRE_BROKERS=1)
 	@set -a; source .brokers/env; set +a; export COURIER_REQUIRE_BROKERS=1; \
 		bash .ci/gotest.sh -race -tags integration -count=1 -p 1 -timeout 28m $(PKGS)
+
+# Containers (testcontainers-go) instead of native brokers: local images built here without a
+# registry (images/build.sh), started by the test binaries on the host's network. See README.
+images: ## build local broker images (Debian base by debootstrap, brokers as brokers-up installs them); FORCE=1 rebuilds
+	@bash images/build.sh $(if $(FORCE),--force)
+
+integration-containers: ## start dockerd if needed, build missing images, run the broker tests against containers the tests start
+	@bash images/integration.sh
 
 # Broker benchmarks (Courier vs the raw client, same run) need the brokers: `make brokers-up`
 # first; without them they skip. BENCH narrows the set, COUNT sets repetitions.

@@ -133,7 +133,8 @@ func Endpoint(t testing.TB, s Service) string {
 		if err == nil {
 			return ep
 		}
-		d = unavailable(s, d.required, fmt.Sprintf("a Docker engine answers but its container did not start: %v", err))
+		image, set := os.LookupEnv(s.ImageEnvVar())
+		d = unavailable(s, d.required, containerFailure(s, strings.TrimSpace(image), set && strings.TrimSpace(image) != "", err))
 	}
 	endTest(t, d.required, d.message)
 	return ""
@@ -200,7 +201,7 @@ func decide(s Service, lookupEnv func(string) (string, bool), dockerAvailable fu
 	if dockerAvailable() {
 		return decision{source: fromContainer, required: required}
 	}
-	return unavailable(s, required, "no Docker engine answers either")
+	return unavailable(s, required, noDockerFix)
 }
 
 // unavailable builds the skip/fail decision for s; why says what was tried

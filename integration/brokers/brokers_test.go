@@ -1,12 +1,15 @@
 package brokers
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -167,28 +170,99 @@ func TestServices(t *testing.T) {
 }
 
 // TestContainerSpecs checks the container table: every service has a pinned
-// image and a port, and builds endpoints of the same form up.sh's have.
+// official image, an override variable, ports apart from the native brokers',
+// and builds endpoints of the same form up.sh's have.
 func TestContainerSpecs(t *testing.T) {
+	used := map[int]Service{}
 	for _, s := range Services() {
-		spec, ok := containerSpecs[s]
-		if !ok {
-			t.Errorf("%s: no container spec", s)
-			continue
+		for _, bind := range []string{"0.0.0.0", "127.0.0.1"} {
+			spec, ok := containerSpecFor(s, "", bind)
+			if !ok {
+				t.Fatalf("%s: no container spec", s)
+			}
+			if spec.image != DefaultImage(s) || !strings.Contains(spec.image, ":") || strings.HasSuffix(spec.image, ":latest") {
+				t.Errorf("%s: image %q is not the pinned default %q", s, spec.image, DefaultImage(s))
+			}
+			if !strings.HasSuffix(spec.port, "/tcp") || !slices.Contains(spec.ports, nativePortNum(t, spec.port)) {
+				t.Errorf("%s: port %q is not among the ports checked %v", s, spec.port, spec.ports)
+			}
+			if spec.wait == nil && spec.postStart == nil {
+				t.Errorf("%s: nothing waits for readiness", s)
+			}
+			native := NativeEndpoint(s)
+			port := nativePort(t, native)
+			if got := spec.endpoint("127.0.0.1", port); got != native {
+				t.Errorf("%s: container endpoint form %q differs from native %q", s, got, native)
+			}
+			if bind != "127.0.0.1" {
+				continue
+			}
+			for _, p := range spec.ports {
+				if other, dup := used[p]; dup {
+					t.Errorf("%s: port %d also used by %s", s, p, other)
+				}
+				used[p] = s
+			}
+			// On the host's network the container must not take a native broker's port.
+			for _, o := range Services() {
+				if slices.Contains(spec.ports, nativePortNum(t, nativePort(t, NativeEndpoint(o)))) {
+					t.Errorf("%s: container port list %v contains %s's native port", s, spec.ports, o)
+				}
+			}
 		}
-		if spec.image == "" || !strings.Contains(spec.image, ":") || strings.HasSuffix(spec.image, ":latest") {
-			t.Errorf("%s: image %q is not pinned to a tag", s, spec.image)
+		if spec, _ := containerSpecFor(s, "courier/x:local", "0.0.0.0"); spec.image != "courier/x:local" {
+			t.Errorf("%s: image override ignored: %q", s, spec.image)
 		}
-		if !strings.HasSuffix(spec.port, "/tcp") {
-			t.Errorf("%s: port %q", s, spec.port)
+		if want := "COURIER_" + strings.ToUpper(string(s)) + "_IMAGE"; s.ImageEnvVar() != want {
+			t.Errorf("%s: ImageEnvVar = %q, want %q", s, s.ImageEnvVar(), want)
 		}
-		if spec.wait == nil && spec.postStart == nil {
-			t.Errorf("%s: nothing waits for readiness", s)
+		if !strings.HasPrefix(LocalImage(s), "courier/") || !strings.HasSuffix(LocalImage(s), ":local") {
+			t.Errorf("%s: LocalImage = %q", s, LocalImage(s))
 		}
-		native := NativeEndpoint(s)
-		port := nativePort(t, native)
-		if got := spec.endpoint("127.0.0.1", port); got != native {
-			t.Errorf("%s: container endpoint form %q differs from native %q", s, got, native)
-		}
+	}
+	var unknown Service = "activemq"
+	if _, ok := containerSpecFor(unknown, "", "0.0.0.0"); ok || unknown.ImageEnvVar() != "" || LocalImage(unknown) != "" || DefaultImage(unknown) != "" {
+		t.Error("unknown service has a container")
+	}
+}
+
+// nativePortNum turns "5672" or "5672/tcp" into 5672.
+func nativePortNum(t *testing.T, p string) int {
+	t.Helper()
+	n, err := strconv.Atoi(strings.TrimSuffix(p, "/tcp"))
+	if err != nil {
+		t.Fatalf("port %q: %v", p, err)
+	}
+	return n
+}
+
+// TestContainerFailure checks the message for a container that did not start:
+// it names the broker, the image and where the name came from, and the fixes.
+func TestContainerFailure(t *testing.T) {
+	cause := errors.New("pull access denied")
+	tests := []struct {
+		name    string
+		s       Service
+		image   string
+		fromEnv bool
+		want    []string
+	}{
+		{"wrong local name", RabbitMQ, "courier/rabbit:local", true,
+			[]string{"RabbitMQ", `"courier/rabbit:local"`, "from COURIER_RABBITMQ_IMAGE", "make images",
+				"COURIER_RABBITMQ_IMAGE=courier/rabbitmq:local", "unset COURIER_RABBITMQ_IMAGE to use rabbitmq:3.13", "pull access denied"}},
+		{"official image unreachable", SQS, "", false,
+			[]string{"SQS (ElasticMQ)", `"softwaremill/elasticmq-native:1.6.14"`, "the default, official image", "make images",
+				"COURIER_SQS_IMAGE=courier/elasticmq:local", "make integration-containers"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			msg := containerFailure(tt.s, tt.image, tt.fromEnv, cause)
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("message %q lacks %q", msg, w)
+				}
+			}
+		})
 	}
 }
 
@@ -427,6 +501,85 @@ func TestEndpointNotAnswering(t *testing.T) {
 		for _, want := range []string{"Kafka", addr, "up.sh kafka"} {
 			if !strings.Contains(f.msg, want) {
 				t.Errorf("message %q does not mention %q", f.msg, want)
+			}
+		}
+	}
+}
+
+// helperEnv makes TestEndpointHelper call Endpoint for the service it names;
+// the tests below run it in a child process, whose environment they choose.
+const helperEnv = "COURIER_BROKERS_TEST_HELPER"
+
+// TestEndpointHelper is not a test on its own: it skips unless a test below
+// runs it in a child process.
+func TestEndpointHelper(t *testing.T) {
+	s := Service(os.Getenv(helperEnv))
+	if s == "" {
+		t.Skip("run by TestEndpointContainer* in a child process")
+	}
+	ep := Endpoint(t, s)
+	t.Fatalf("Endpoint returned %q", ep)
+}
+
+// runHelper runs TestEndpointHelper for s in a child process with the
+// container path forced (no endpoint variable) and env added; it returns
+// whether the child failed, whether it skipped, and its output.
+func runHelper(t *testing.T, s Service, env ...string) (failed, skipped bool, out string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestEndpointHelper$", "-test.v", "-test.count=1")
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, s.EnvVar()+"=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, append([]string{helperEnv + "=" + string(s), "TESTCONTAINERS_RYUK_DISABLED=true"}, env...)...)
+	b, err := cmd.CombinedOutput()
+	out = string(b)
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatalf("run helper: %v", err)
+	}
+	return err != nil && strings.Contains(out, "--- FAIL: TestEndpointHelper"),
+		err == nil && strings.Contains(out, "--- SKIP: TestEndpointHelper"), out
+}
+
+// TestEndpointContainerNoDaemon: with no endpoint variable and a Docker
+// engine that does not answer, Endpoint fails under COURIER_REQUIRE_BROKERS=1
+// and skips otherwise, with the same message naming the broker and the fixes.
+func TestEndpointContainerNoDaemon(t *testing.T) {
+	sock := "unix://" + filepath.Join(t.TempDir(), "no-docker.sock")
+	for _, require := range []string{"1", "0"} {
+		failed, skipped, out := runHelper(t, Redis, "DOCKER_HOST="+sock, RequireEnv+"="+require,
+			"COURIER_REDIS_IMAGE=courier/redis:local")
+		if failed != (require == "1") || skipped != (require == "0") {
+			t.Errorf("require=%s: failed=%v skipped=%v; output:\n%s", require, failed, skipped, out)
+		}
+		for _, want := range []string{"Redis is not available", "COURIER_REDIS_URL is not set",
+			"no Docker engine answers", "dockerd --iptables=false --bridge=none", "make integration-containers", "make brokers-up"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("require=%s: output lacks %q:\n%s", require, want, out)
+			}
+		}
+	}
+}
+
+// TestEndpointContainerWrongImage: with an image name that does not exist,
+// Endpoint fails under COURIER_REQUIRE_BROKERS=1 and skips otherwise, naming
+// the broker, the image and the fixes. It needs a Docker engine that answers.
+func TestEndpointContainerWrongImage(t *testing.T) {
+	if !DockerAvailable() {
+		t.Skip("no Docker engine answers here: the message for a wrong image needs one (make integration-containers runs this test)")
+	}
+	const image = "courier/no-such-image:none"
+	for _, require := range []string{"1", "0"} {
+		failed, skipped, out := runHelper(t, Postgres, RequireEnv+"="+require, "COURIER_POSTGRES_IMAGE="+image)
+		if failed != (require == "1") || skipped != (require == "0") {
+			t.Errorf("require=%s: failed=%v skipped=%v; output:\n%s", require, failed, skipped, out)
+		}
+		for _, want := range []string{"PostgreSQL container did not start", `"` + image + `"`, "from COURIER_POSTGRES_IMAGE",
+			"make images", "COURIER_POSTGRES_IMAGE=courier/postgres:local", "unset COURIER_POSTGRES_IMAGE to use postgres:16"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("require=%s: output lacks %q:\n%s", require, want, out)
 			}
 		}
 	}
