@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -116,13 +117,14 @@ func headerCases() []tcase {
 	}
 	ids := []struct {
 		name string
-		mod  func(*raw)
+		mod  func(*raw, *tcase)
 	}{
-		{"id-invalid-utf8", func(r *raw) { r.ID = ptr("\xff\xfeid") }},
-		{"id-missing", func(r *raw) { r.ID = nil }},
-		{"id-1000-bytes", func(r *raw) { r.ID = ptr(strings.Repeat("i", 1000)) }},
-		{"key-invalid-utf8", func(r *raw) { r.Key = "k\xff\xfe" }},
-		{"key-300-bytes", func(r *raw) { r.Key = strings.Repeat("k", 300) }},
+		// Each case's ID differs: two messages with one ID are one message to idempotency.
+		{"id-invalid-utf8", func(r *raw, c *tcase) { r.ID = ptr("\xff\xfeid-" + c.name) }},
+		{"id-missing", func(r *raw, _ *tcase) { r.ID = nil }},
+		{"id-1000-bytes", func(r *raw, c *tcase) { r.ID = ptr(strings.Repeat("i", 1000) + c.name) }},
+		{"key-invalid-utf8", func(r *raw, c *tcase) { r.Key = "k\xff\xfe" + c.name }},
+		{"key-300-bytes", func(r *raw, c *tcase) { r.Key = strings.Repeat("k", 300) + c.name }},
 	}
 	for _, x := range ids {
 		for _, v := range []struct {
@@ -133,7 +135,7 @@ func headerCases() []tcase {
 			mod, body := x.mod, v.body
 			out = append(out, tcase{name: x.name + v.suffix, want: v.w, build: func(f *fixture, c *tcase) raw {
 				r := plain(body)(f, c)
-				mod(&r)
+				mod(&r, c)
 				return r
 			}})
 		}
@@ -429,9 +431,9 @@ func (f *fixture) handle(_ context.Context, m *message.Message) error {
 func (f *fixture) deadLettered(_ context.Context, m *message.Message) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	c, ok := f.byBody[string(m.Payload)]
+	c, ok := f.byID[m.ID] // first: two cases may share a payload (empty ones)
 	if !ok {
-		c, ok = f.byID[m.ID]
+		c, ok = f.byBody[string(m.Payload)]
 	}
 	if !ok {
 		f.unknown = append(f.unknown, fmt.Sprintf("dead-lettered %q (%d bytes, headers %v)", m.ID, len(m.Payload), m.Headers))
@@ -484,6 +486,9 @@ func runMatrixOn(t *testing.T, f *fixture) {
 		cases = append(cases, tcase{name: name, want: wantHandled})
 	}
 	res := f.await(ctx, cases, refused)
+	if p := os.Getenv("COURIER_HOSTILE_LOGS"); p != "" { // for a post-mortem
+		_ = os.WriteFile(p, []byte(f.logs.String()), 0o644)
+	}
 	t.Logf("%s: %d cases: %d handled, %d dead-lettered, %d refused by the broker at publish, %d unresolved, %d wrong outcome, %d leaks; %d \"dead-lettering failed\" log lines",
 		tg.name, res.cases, res.handled, res.dead, res.refused, res.unresolved, res.wrong, res.leaks,
 		strings.Count(f.logs.String(), "dead-lettering failed"))
@@ -557,7 +562,7 @@ func (r *result) add(t *testing.T, c *tcase, f *fixture, refusedErr error) {
 		return
 	case h == 0 && len(d) == 0:
 		r.unresolved++
-		t.Errorf("%-32s neither handled nor dead-lettered: stuck, or acknowledged unhandled", c.name)
+		t.Errorf("%-32s neither handled nor dead-lettered: stuck, or acknowledged unhandled%s", c.name, f.logsAbout(c.name))
 		return
 	case h > 0 && len(d) > 0:
 		r.wrong++
@@ -587,6 +592,20 @@ func (r *result) add(t *testing.T, c *tcase, f *fixture, refusedErr error) {
 			}
 		}
 	}
+}
+
+// logsAbout returns the first log lines that mention the case (by its key), for failure messages.
+func (f *fixture) logsAbout(name string) string {
+	var out []string
+	for _, l := range strings.Split(f.logs.String(), "\n") {
+		if strings.Contains(l, "hk-"+name) || strings.Contains(l, "hx-"+name) {
+			out = append(out, "\n\t\t"+trim(l))
+			if len(out) == 3 {
+				break
+			}
+		}
+	}
+	return strings.Join(out, "")
 }
 
 func trim(s string) string {
