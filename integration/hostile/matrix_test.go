@@ -446,6 +446,7 @@ func (f *fixture) deadLettered(_ context.Context, m *message.Message) error {
 // result is the ledger of one run.
 type result struct {
 	cases, handled, dead, refused, unresolved, wrong, leaks int
+	escaped, cut, omitted                                   int // dead-letter copies the fallbacks changed
 }
 
 // runMatrix publishes every case raw and checks the ledger.
@@ -489,8 +490,8 @@ func runMatrixOn(t *testing.T, f *fixture) {
 	if p := os.Getenv("COURIER_HOSTILE_LOGS"); p != "" { // for a post-mortem
 		_ = os.WriteFile(p, []byte(f.logs.String()), 0o644)
 	}
-	t.Logf("%s: %d cases: %d handled, %d dead-lettered, %d refused by the broker at publish, %d unresolved, %d wrong outcome, %d leaks; %d \"dead-lettering failed\" log lines",
-		tg.name, res.cases, res.handled, res.dead, res.refused, res.unresolved, res.wrong, res.leaks,
+	t.Logf("%s: %d cases: %d handled, %d dead-lettered (copies with escapes %d, with cuts %d, payload omitted %d), %d refused by the broker at publish, %d unresolved, %d wrong outcome, %d leaks; %d \"dead-lettering failed\" log lines",
+		tg.name, res.cases, res.handled, res.dead, res.escaped, res.cut, res.omitted, res.refused, res.unresolved, res.wrong, res.leaks,
 		strings.Count(f.logs.String(), "dead-lettering failed"))
 }
 
@@ -581,6 +582,9 @@ func (r *result) add(t *testing.T, c *tcase, f *fixture, refusedErr error) {
 		}
 	}
 	for _, m := range d {
+		r.escaped += min(1, len(m.Header(transport.HeaderDeadLetterEscaped)))
+		r.cut += min(1, len(m.Header(transport.HeaderDeadLetterCut)))
+		r.omitted += min(1, len(m.Header(transport.HeaderDeadLetterPayloadOmitted)))
 		if m.Header(message.HeaderDeadLetterReason) == "" {
 			r.wrong++
 			t.Errorf("%-32s dead-letter copy without a reason: %v", c.name, m.Headers)
