@@ -131,7 +131,7 @@ func deferErr(err error, delay time.Duration, broker bool, wake <-chan struct{})
 	return &retryAfterError{err: &deferredError{err: err, broker: broker, wake: wake}, delay: delay}
 }
 
-// KeepsOrder reports whether err was marked with DeferInOrder.
+// KeepsOrder reports whether err was marked with DeferInOrder (and not also permanent).
 func KeepsOrder(err error) bool {
 	var d *deferredError
 	return errors.As(err, &d) && d.inOrder && !IsPermanent(err)
@@ -140,10 +140,10 @@ func KeepsOrder(err error) bool {
 // IsDeferred reports whether err was marked with Defer or Requeue (and not also permanent).
 func IsDeferred(err error) bool { return errors.Is(err, ErrDeferred) && !IsPermanent(err) }
 
-// IsRequeue reports whether err was marked with Requeue.
+// IsRequeue reports whether err was marked with Requeue (and not also permanent).
 func IsRequeue(err error) bool {
 	var d *deferredError
-	return errors.As(err, &d) && d.broker
+	return errors.As(err, &d) && d.broker && !IsPermanent(err)
 }
 
 // WakeOf returns the channel given to DeferUntil anywhere in err's chain, or nil.

@@ -451,7 +451,6 @@ func TestSubscribeValidation(t *testing.T) {
 		{Retry: transport.RetryPolicy{Multiplier: 0.5}},
 		{Retry: transport.RetryPolicy{Jitter: 2}},
 		{Retry: transport.RetryPolicy{InitialDelay: time.Minute, MaxDelay: time.Second}},
-		{Middleware: []message.Middleware{nil}},
 		{NativeDeadLetter: true}, // the fake broker has none
 	}
 	for i, cfg := range bad {
