@@ -110,7 +110,8 @@ func Requeue(err error, delay time.Duration) error { return deferErr(err, delay,
 // middleware wants when the message waits for an earlier one of its own key (the ordering
 // middleware); DeferInOrder is for waits on something outside the key's order, such as another
 // instance's idempotency claim on this very message. wake may be nil. For a message without a
-// Key it is the same as DeferUntil.
+// Key, or on a subscriber that ignores keys (transport.OrderNone), it is the same as
+// DeferUntil. A message holding its key is never given back to the broker to make room.
 func DeferInOrder(err error, delay time.Duration, wake <-chan struct{}) error {
 	if err == nil {
 		return nil
