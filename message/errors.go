@@ -110,7 +110,8 @@ func Requeue(err error, delay time.Duration) error { return deferErr(err, delay,
 // middleware wants when the message waits for an earlier one of its own key (the ordering
 // middleware); DeferInOrder is for waits on something outside the key's order, such as another
 // instance's idempotency claim on this very message. wake may be nil. For a message without a
-// Key it is the same as DeferUntil.
+// Key, or on a subscriber that ignores keys (transport.OrderNone), it is the same as
+// DeferUntil. A message holding its key is never given back to the broker to make room.
 func DeferInOrder(err error, delay time.Duration, wake <-chan struct{}) error {
 	if err == nil {
 		return nil
@@ -131,7 +132,7 @@ func deferErr(err error, delay time.Duration, broker bool, wake <-chan struct{})
 	return &retryAfterError{err: &deferredError{err: err, broker: broker, wake: wake}, delay: delay}
 }
 
-// KeepsOrder reports whether err was marked with DeferInOrder.
+// KeepsOrder reports whether err was marked with DeferInOrder (and not also permanent).
 func KeepsOrder(err error) bool {
 	var d *deferredError
 	return errors.As(err, &d) && d.inOrder && !IsPermanent(err)
@@ -140,10 +141,10 @@ func KeepsOrder(err error) bool {
 // IsDeferred reports whether err was marked with Defer or Requeue (and not also permanent).
 func IsDeferred(err error) bool { return errors.Is(err, ErrDeferred) && !IsPermanent(err) }
 
-// IsRequeue reports whether err was marked with Requeue.
+// IsRequeue reports whether err was marked with Requeue (and not also permanent).
 func IsRequeue(err error) bool {
 	var d *deferredError
-	return errors.As(err, &d) && d.broker
+	return errors.As(err, &d) && d.broker && !IsPermanent(err)
 }
 
 // WakeOf returns the channel given to DeferUntil anywhere in err's chain, or nil.

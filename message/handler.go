@@ -14,7 +14,8 @@ type Handler func(ctx context.Context, m *Message) error
 type Middleware func(Handler) Handler
 
 // Chain composes middleware so that the first one listed is the outermost: Chain(a, b)(h)
-// runs a, then b, then h.
+// runs a, then b, then h. Nil entries are skipped (as in ChainPublish), so that optional
+// middleware can be listed unconditionally.
 func Chain(mw ...Middleware) Middleware {
 	return func(h Handler) Handler {
 		for i := len(mw) - 1; i >= 0; i-- {
@@ -34,7 +35,7 @@ type PublishFunc func(ctx context.Context, topic string, msgs []*Message) error
 type PublishMiddleware func(PublishFunc) PublishFunc
 
 // ChainPublish composes publish middleware; the first one listed is the outermost, so it sees
-// the messages first.
+// the messages first. Nil entries are skipped, as in Chain.
 func ChainPublish(mw ...PublishMiddleware) PublishMiddleware {
 	return func(p PublishFunc) PublishFunc {
 		for i := len(mw) - 1; i >= 0; i-- {

@@ -62,7 +62,7 @@ type Message struct {
 
 // New returns a message with the given payload and an empty header map.
 func New(payload []byte) *Message {
-	return &Message{Payload: payload}
+	return &Message{Payload: payload, Headers: Headers{}}
 }
 
 // Receipt is what an adapter attaches to a received message: its handle for acknowledging the

@@ -451,14 +451,21 @@ func TestSubscribeValidation(t *testing.T) {
 		{Retry: transport.RetryPolicy{Multiplier: 0.5}},
 		{Retry: transport.RetryPolicy{Jitter: 2}},
 		{Retry: transport.RetryPolicy{InitialDelay: time.Minute, MaxDelay: time.Second}},
-		{Middleware: []message.Middleware{nil}},
 		{NativeDeadLetter: true}, // the fake broker has none
+		{DeadLetterBackoff: transport.RetryPolicy{Multiplier: 0.5}},
+		{DeadLetterBackoff: transport.RetryPolicy{InitialDelay: -time.Second}},
 	}
 	for i, cfg := range bad {
 		if _, err := c.Subscribe(ctx, "t", "s", cfg); !errors.Is(err, transport.ErrInvalidConfig) {
 			t.Errorf("config %d (%+v): err = %v; want ErrInvalidConfig", i, cfg, err)
 		}
 	}
+	// Nil middleware is skipped, as on the publish side.
+	s, err := c.Subscribe(ctx, "t", "s", transport.SubscriberConfig{Middleware: []message.Middleware{nil}})
+	if err != nil {
+		t.Fatalf("nil middleware: %v; want it skipped", err)
+	}
+	_ = s.Close(ctx)
 }
 
 func TestRetryPolicyDelay(t *testing.T) {

@@ -37,7 +37,9 @@ type SubscriberConfig struct {
 	// Retry is the retry policy for failed messages. Default DefaultRetryPolicy.
 	Retry RetryPolicy
 
-	// Middleware wraps the handler, outermost first.
+	// Middleware wraps the handler, outermost first (see message.Chain). Nil entries are
+	// skipped, as in PublisherConfig.Middleware, so that optional middleware can be listed
+	// unconditionally.
 	Middleware []message.Middleware
 
 	// DeadLetter receives messages whose retries ran out or whose error was permanent.
@@ -148,11 +150,6 @@ func (c SubscriberConfig) Validate() error {
 		return fmt.Errorf("%w: DrainTimeout %v is negative", ErrInvalidConfig, c.DrainTimeout)
 	case c.NativeDeadLetter && c.DeadLetter != nil:
 		return fmt.Errorf("%w: NativeDeadLetter and DeadLetter are exclusive", ErrInvalidConfig)
-	}
-	for i, mw := range c.Middleware {
-		if mw == nil {
-			return fmt.Errorf("%w: Middleware[%d] is nil", ErrInvalidConfig, i)
-		}
 	}
 	if err := c.DeadLetterBackoff.Validate(); err != nil {
 		return fmt.Errorf("DeadLetterBackoff: %w", err)
