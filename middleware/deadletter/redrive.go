@@ -114,7 +114,8 @@ func (r *RedriveResult) fail(n int, err error) {
 
 // Redrive moves the messages of subscription dlqSubscription on topic dlqTopic (on the default
 // setup: conn.DefaultDeadLetterTopic(topic) and "<subscription>.dlq") back to the topic each
-// names in message.HeaderDeadLetterTopic. A moved message keeps its ID, key, payload and
+// names in message.HeaderDeadLetterTopic. A moved message is the original as Redriven gives
+// it back (escapes reversed; what the copy cut stays cut): it keeps its ID, key, payload and
 // application headers; the courier-dlq-* headers, message.HeaderAttempt and
 // message.HeaderSchemaViolation are removed, so it starts again at attempt 1 (the same ID lets
 // the idempotency middleware recognise a message that was in fact handled), and
@@ -124,7 +125,8 @@ func (r *RedriveResult) fail(n int, err error) {
 //
 // Each batch is published per topic and each message is acknowledged on the dead-letter
 // subscription only after its publish succeeded: at least once — a crash in between publishes
-// it again on the next run. Messages left in place (Filter, no original topic, failed publish,
+// it again on the next run. Messages left in place (Filter, no original topic, a notice whose
+// payload was omitted, an original Courier cannot publish, forged annotations, failed publish,
 // or moved once already by this run) are not acknowledged; they are released when Redrive
 // returns (nacked without delay where the broker redelivers, otherwise left unacknowledged —
 // on Kafka this holds back the committed offset of the messages after them in the partition,
