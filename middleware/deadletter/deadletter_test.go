@@ -215,6 +215,46 @@ func TestRedriveLeavesWhatItCannotMove(t *testing.T) {
 	}
 }
 
+// TestRedriveHostileCopies: copies of hostile originals come back byte for byte where Courier
+// can publish them; the others (invalid UTF-8, an empty header name, a payload-omitted notice)
+// stay in place, each with its reason, and the publishable ones of the same batch still move.
+func TestRedriveHostileCopies(t *testing.T) {
+	ctx := context.Background()
+	conn, b := open(t)
+	got := make(chan *message.Message, 10)
+	runSub(t, subscribe(t, conn, "orders", "s", transport.SubscriberConfig{}), func(_ context.Context, m *message.Message) error {
+		got <- m.Clone()
+		return nil
+	})
+	if err := conn.EnsureSubscription(ctx, "orders.dlq", "s.dlq"); err != nil {
+		t.Fatal(err)
+	}
+	f := transport.Failure{Err: errors.New("boom"), Topic: "orders", Subscription: "s"}
+	caps := transport.Capabilities{MaxHeaderValueBytes: 100, MaxMessageBytes: 2000}
+	originals := []*message.Message{
+		{ID: "ok", Key: "k", Payload: []byte("p"), Headers: message.Headers{"app": "v", "long": strings.Repeat("x", 200)}},
+		{ID: "bad-value", Headers: message.Headers{"k": "\xff"}},
+		{ID: "empty-name", Headers: message.Headers{"": "v"}},
+		{ID: "notice", Payload: make([]byte, 4000)},
+	}
+	for _, m := range originals {
+		if err := conn.Publish(ctx, "orders.dlq", transport.DeadLetterCopy(m, f, caps)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := deadletter.Redrive(ctx, conn, "orders.dlq", "s.dlq", quick)
+	if res.Moved != 1 || res.Failed != 3 || !errors.Is(err, deadletter.ErrNotRepublishable) || !errors.Is(err, deadletter.ErrPayloadOmitted) {
+		t.Fatalf("Redrive = %+v, %v; want 1 moved, 3 left with their reasons", res, err)
+	}
+	m := <-got
+	if m.ID != "ok" || m.Key != "k" || string(m.Payload) != "p" || m.Headers["app"] != "v" || m.Headers["long"] != "" {
+		t.Errorf("redriven %q %q %q %q; want the original without the cut header", m.ID, m.Key, m.Payload, m.Headers)
+	}
+	if d := b.Depth("orders.dlq", "s.dlq"); d != 3 {
+		t.Errorf("dead-letter depth %d; want 3 left in place", d)
+	}
+}
+
 func TestRedriveFilterAndMax(t *testing.T) {
 	ctx := context.Background()
 	conn, b := open(t)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -113,7 +114,8 @@ func (r *RedriveResult) fail(n int, err error) {
 
 // Redrive moves the messages of subscription dlqSubscription on topic dlqTopic (on the default
 // setup: conn.DefaultDeadLetterTopic(topic) and "<subscription>.dlq") back to the topic each
-// names in message.HeaderDeadLetterTopic. A moved message keeps its ID, key, payload and
+// names in message.HeaderDeadLetterTopic. A moved message is the original as Redriven gives
+// it back (escapes reversed; what the copy cut stays cut): it keeps its ID, key, payload and
 // application headers; the courier-dlq-* headers, message.HeaderAttempt and
 // message.HeaderSchemaViolation are removed, so it starts again at attempt 1 (the same ID lets
 // the idempotency middleware recognise a message that was in fact handled), and
@@ -123,7 +125,8 @@ func (r *RedriveResult) fail(n int, err error) {
 //
 // Each batch is published per topic and each message is acknowledged on the dead-letter
 // subscription only after its publish succeeded: at least once — a crash in between publishes
-// it again on the next run. Messages left in place (Filter, no original topic, failed publish,
+// it again on the next run. Messages left in place (Filter, no original topic, a notice whose
+// payload was omitted, an original Courier cannot publish, forged annotations, failed publish,
 // or moved once already by this run) are not acknowledged; they are released when Redrive
 // returns (nacked without delay where the broker redelivers, otherwise left unacknowledged —
 // on Kafka this holds back the committed offset of the messages after them in the partition,
@@ -212,81 +215,18 @@ type redriver struct {
 	held         []*message.Message  // left in place, released at the end
 }
 
+// redriveGroup is the part of a batch going back to one topic.
+type redriveGroup struct {
+	topic      string
+	originals  []*message.Message
+	redirected []*message.Message
+}
+
 // batch moves one received batch: grouped by original topic, in order.
 func (r *redriver) batch(ctx context.Context, msgs []*message.Message) {
-	type group struct {
-		topic      string
-		originals  []*message.Message
-		redirected []*message.Message
-	}
-	var groups []*group
-	for _, m := range msgs {
-		if r.opts.Filter != nil && !r.opts.Filter(m) {
-			r.res.Skipped++
-			r.held = append(r.held, m)
-			continue
-		}
-		if _, again := r.moved[m.ID]; again {
-			r.log.Warn("courier: redriven message failed again and is back; left in place", "message_id", m.ID)
-			r.res.Skipped++
-			r.held = append(r.held, m)
-			continue
-		}
-		topic := m.Headers[message.HeaderDeadLetterTopic]
-		if topic == "" {
-			topic = r.opts.FallbackTopic
-		}
-		if topic == "" {
-			r.res.fail(1, fmt.Errorf("%w: message %s", ErrNoOriginalTopic, m.ID))
-			r.held = append(r.held, m)
-			continue
-		}
-		moved, err := Redriven(m, time.Now())
-		if err != nil {
-			r.res.fail(1, err)
-			r.held = append(r.held, m)
-			continue
-		}
-		var g *group
-		for _, x := range groups {
-			if x.topic == topic {
-				g = x
-				break
-			}
-		}
-		if g == nil {
-			g = &group{topic: topic}
-			groups = append(groups, g)
-		}
-		g.originals = append(g.originals, m)
-		g.redirected = append(g.redirected, moved)
-	}
 	var ack []*message.Message
-	for _, g := range groups {
-		err := r.target.Publish(ctx, g.topic, g.redirected...)
-		if err == nil {
-			ack = append(ack, g.originals...)
-			continue
-		}
-		failed := make(map[int]bool, len(g.originals))
-		var pe *transport.PublishError
-		if errors.As(err, &pe) {
-			for _, f := range pe.Failed {
-				failed[f.Index] = true
-			}
-		} else {
-			for i := range g.originals {
-				failed[i] = true
-			}
-		}
-		r.res.fail(len(failed), fmt.Errorf("deadletter: redrive %d messages to %q: %w", len(failed), g.topic, err))
-		for i, m := range g.originals {
-			if failed[i] {
-				r.held = append(r.held, m)
-			} else {
-				ack = append(ack, m)
-			}
-		}
+	for _, g := range r.group(msgs) {
+		ack = append(ack, r.publish(ctx, g)...)
 	}
 	if len(ack) == 0 {
 		return
@@ -300,6 +240,83 @@ func (r *redriver) batch(ctx context.Context, msgs []*message.Message) {
 		r.log.Error("courier: acknowledging redriven messages failed; they may be redriven again later (same IDs)", "count", len(ack), "error", err)
 	}
 	r.log.Debug("courier: redrove a batch", "moved", len(ack), "total", r.res.Moved)
+}
+
+// group sorts a batch by original topic, holding back what is not to be moved.
+func (r *redriver) group(msgs []*message.Message) []*redriveGroup {
+	var groups []*redriveGroup
+	for _, m := range msgs {
+		topic, moved, err := r.prepare(m)
+		if moved == nil {
+			if err != nil {
+				r.res.fail(1, err)
+			} else {
+				r.res.Skipped++
+			}
+			r.held = append(r.held, m)
+			continue
+		}
+		i := slices.IndexFunc(groups, func(g *redriveGroup) bool { return g.topic == topic })
+		if i < 0 {
+			i = len(groups)
+			groups = append(groups, &redriveGroup{topic: topic})
+		}
+		groups[i].originals = append(groups[i].originals, m)
+		groups[i].redirected = append(groups[i].redirected, moved)
+	}
+	return groups
+}
+
+// prepare returns where m goes and what is published there, or nil and why not (a nil
+// error: skipped on purpose).
+func (r *redriver) prepare(m *message.Message) (string, *message.Message, error) {
+	if r.opts.Filter != nil && !r.opts.Filter(m) {
+		return "", nil, nil
+	}
+	if _, again := r.moved[m.ID]; again {
+		r.log.Warn("courier: redriven message failed again and is back; left in place", "message_id", m.ID)
+		return "", nil, nil
+	}
+	topic := m.Headers[message.HeaderDeadLetterTopic]
+	if topic == "" {
+		topic = r.opts.FallbackTopic
+	}
+	if topic == "" {
+		return "", nil, fmt.Errorf("%w: message %s", ErrNoOriginalTopic, m.ID)
+	}
+	moved, err := Redriven(m, time.Now())
+	return topic, moved, err
+}
+
+// publish publishes one group and returns the originals to acknowledge: those published.
+func (r *redriver) publish(ctx context.Context, g *redriveGroup) []*message.Message {
+	err := r.target.Publish(ctx, g.topic, g.redirected...)
+	if err == nil {
+		return g.originals
+	}
+	failed := make(map[int]bool, len(g.originals))
+	var pe *transport.PublishError
+	// Publish refuses a whole batch holding an invalid message but lists only that one:
+	// then nothing is known to be sent (the ones sent are moved again, same IDs, later).
+	if errors.As(err, &pe) && !errors.Is(err, transport.ErrInvalidMessage) {
+		for _, f := range pe.Failed {
+			failed[f.Index] = true
+		}
+	} else {
+		for i := range g.originals {
+			failed[i] = true
+		}
+	}
+	r.res.fail(len(failed), fmt.Errorf("deadletter: redrive %d messages to %q: %w", len(failed), g.topic, err))
+	var ack []*message.Message
+	for i, m := range g.originals {
+		if failed[i] {
+			r.held = append(r.held, m)
+		} else {
+			ack = append(ack, m)
+		}
+	}
+	return ack
 }
 
 // release hands back what was left in place, then closes the receiver.
