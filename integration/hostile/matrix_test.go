@@ -366,6 +366,22 @@ func (f *fixture) buildChains(log *slog.Logger) {
 	f.pubP = f.conn.Publisher(transport.PublisherConfig{Middleware: append(f.chainP.Publish(), capture)})
 }
 
+// newLogger logs everything to w as text.
+func newLogger(w *syncBuffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// countLines counts the lines of logs that contain s.
+func countLines(logs, s string) int {
+	n := 0
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, s) {
+			n++
+		}
+	}
+	return n
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
