@@ -1,10 +1,8 @@
 package idempotency_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/courierhq/courier/adapters/memory"
+	"github.com/courierhq/courier/internal/testlog"
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/middleware/idempotency"
 	"github.com/courierhq/courier/middleware/store/memstore"
@@ -72,28 +71,10 @@ func (f *fakeStore) callList() string {
 	return strings.Join(f.calls, ",")
 }
 
-// logBuf captures log lines.
-type logBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func newMW(t *testing.T, st idempotency.Store, mod func(*idempotency.Config)) (message.Middleware, *logBuf) {
+func newMW(t *testing.T, st idempotency.Store, mod func(*idempotency.Config)) (message.Middleware, *testlog.Buffer) {
 	t.Helper()
-	logs := &logBuf{}
-	cfg := idempotency.Config{Store: st, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	logger, logs := testlog.New()
+	cfg := idempotency.Config{Store: st, Logger: logger}
 	if mod != nil {
 		mod(&cfg)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/courierhq/courier/internal/testlog"
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/middleware/encryption"
 	"github.com/courierhq/courier/middleware/ordering"
@@ -29,7 +30,7 @@ type forgery struct {
 	enc     *encryption.Encryptor
 	real    []*message.Message
 	handled []string
-	logs    *logBuf
+	logs    *testlog.Buffer
 }
 
 func newForgery(t *testing.T, st ordering.Store, withEncryption bool, n int) *forgery {
