@@ -453,3 +453,21 @@ func TestEndToEndOnMemoryBroker(t *testing.T) {
 		t.Errorf("acks %d, handled %d, handler calls %d; want 3, 1, 2", acks.Load(), handled.Load(), calls.Load())
 	}
 }
+
+// TestLogsToContextLogger: without Config.Logger, log lines go to the logger the subscriber
+// put in the handler's context (the connection's).
+func TestLogsToContextLogger(t *testing.T) {
+	i, err := idempotency.New(idempotency.Config{Store: memstore.New(memstore.Options{}),
+		Key: func(*message.Message) string { return "" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger, logs := testlog.New()
+	ctx := message.WithLogger(context.Background(), logger)
+	if err := i.Consume()(func(context.Context, *message.Message) error { return nil })(ctx, &message.Message{ID: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "no deduplication key") {
+		t.Errorf("context logger got %q; want the warning", logs.String())
+	}
+}

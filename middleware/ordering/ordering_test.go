@@ -470,3 +470,21 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestLogsToContextLogger: without Config.Logger, log lines go to the logger the subscriber
+// put in the handler's context (the connection's).
+func TestLogsToContextLogger(t *testing.T) {
+	o, err := ordering.New(ordering.Config{Store: memstore.New(memstore.Options{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger, logs := testlog.New()
+	m := delivery("", 1) // a stamp without a key: logged, handled unordered
+	ctx := message.WithLogger(context.Background(), logger)
+	if err := o.Consume()(func(context.Context, *message.Message) error { return nil })(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "no key") {
+		t.Errorf("context logger got %q; want the warning", logs.String())
+	}
+}
