@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/courierhq/courier/message"
+	"github.com/courierhq/courier/middleware/encryption"
 	"github.com/courierhq/courier/middleware/ordering"
 	"github.com/courierhq/courier/middleware/store/memstore"
 	"github.com/courierhq/courier/transport"
@@ -20,6 +21,7 @@ func init() {
 		namedTest{"Middleware/Ordering/CompetingConsumers", testOrderingCompeting},
 		namedTest{"Middleware/Ordering/ReorderAndDuplicates", testOrderingReorder},
 		namedTest{"Middleware/Ordering/GapTimeout", testOrderingGapTimeout},
+		namedTest{"Middleware/Ordering/ForgedStamps", testOrderingForged},
 	)
 }
 
@@ -299,4 +301,56 @@ func testOrderingGapTimeout(t *testing.T, h *Harness) {
 			t.Error("message 4 was not handled after 3 was dead-lettered")
 		}
 	})
+}
+
+// testOrderingForged: plain messages with forged courier-seq stamps, published into a key that
+// a publisher with ordering and encryption writes, never make a real message of the key go
+// unhandled or out of order: a newer epoch and a number never issued are dead-lettered as
+// implausible, a plausible number fails decryption and is dead-lettered; the real messages are
+// all handled, once, in order.
+func testOrderingForged(t *testing.T, h *Harness) {
+	c := h.open(t)
+	topic := h.NewTopic(t)
+	st := memstore.New(memstore.Options{})
+	ord := newOrdering(t, st, func(cfg *ordering.Config) { cfg.GapTimeout = 500 * time.Millisecond })
+	enc := newEncryptor(t, encryption.Config{Keyring: encKeyring(t, "k1", "k1")})
+	pub := c.Publisher(transport.PublisherConfig{Middleware: []message.PublishMiddleware{ord.Publish(), enc.Publish()}})
+	sub := h.subscribe(t, c, topic, "s1", transport.SubscriberConfig{Middleware: []message.Middleware{ord.Consume(), enc.Consume()}})
+	handled := newCollector()
+	h.run(t, sub, handled.handler)
+	dlq := h.dlqCollector(t, c, topic, "s1")
+	real := func(i int) *message.Message {
+		return &message.Message{ID: fmt.Sprintf("real-%d", i), Key: "k", Payload: []byte(strconv.Itoa(i))}
+	}
+	publishVia(t, pub, topic, real(1))
+	handled.waitDistinct(t, 1, h.Timeout)
+	epoch, last, err := st.Issued(context.Background(), topic+"/k")
+	if err != nil || epoch == 0 || last != 1 {
+		t.Fatalf("counter: epoch %d, last %d, %v; want the first number issued", epoch, last, err)
+	}
+	forged := func(id, stamp string) *message.Message {
+		return &message.Message{ID: id, Key: "k", Payload: []byte("forged"), Headers: message.Headers{message.HeaderSequence: stamp}}
+	}
+	publish(t, c, topic, []*message.Message{
+		forged("forged-epoch", ordering.FormatStamp(epoch+1, 1)),
+		forged("forged-far", ordering.FormatStamp(epoch, 1000)),
+		forged("forged-next", ordering.FormatStamp(epoch, 2)),
+	}, 1)
+	for i := 2; i <= 5; i++ {
+		publishVia(t, pub, topic, real(i))
+	}
+	handled.waitDistinct(t, 5, 3*h.Timeout)
+	dlq.waitDistinct(t, 3, 3*h.Timeout)
+	var order []string
+	for _, r := range handled.snapshot() {
+		order = append(order, r.ID)
+	}
+	if got := strings.Join(order, ","); got != "real-1,real-2,real-3,real-4,real-5" {
+		t.Errorf("handled %s; want real-1 … real-5, each once, in order, and no forgery", got)
+	}
+	for _, r := range dlq.snapshot() {
+		if !strings.HasPrefix(r.ID, "forged-") || r.Headers[message.HeaderDeadLetterPermanent] != "true" {
+			t.Errorf("dead-lettered %s (permanent %q); want only the forgeries, as permanent", r.ID, r.Headers[message.HeaderDeadLetterPermanent])
+		}
+	}
 }

@@ -53,3 +53,23 @@ func Settle(ctx context.Context, timeout time.Duration, again func(error) bool, 
 	defer cancel()
 	return fn(sctx)
 }
+
+// Run calls handle under a claim and settles the claim after it: release when handle failed
+// or panicked (the panic goes on up, for the engine to recover), commit when it succeeded. It
+// returns handle's error.
+func Run(handle func() error, release, commit func()) error {
+	finished := false
+	defer func() {
+		if !finished {
+			release()
+		}
+	}()
+	err := handle()
+	finished = true
+	if err != nil {
+		release()
+		return err
+	}
+	commit()
+	return nil
+}

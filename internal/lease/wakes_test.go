@@ -99,3 +99,34 @@ func TestSettle(t *testing.T) {
 		})
 	}
 }
+
+func TestRun(t *testing.T) {
+	boom := errors.New("boom")
+	tests := []struct {
+		name   string
+		handle func() error
+		want   string // what settled the claim
+		panics bool
+	}{
+		{"success commits", func() error { return nil }, "commit", false},
+		{"failure releases", func() error { return boom }, "release", false},
+		{"panic releases and goes on", func() error { panic("bang") }, "release", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var settled []string
+			var err error
+			panicked := func() (p bool) {
+				defer func() { p = recover() != nil }()
+				err = Run(tc.handle, func() { settled = append(settled, "release") }, func() { settled = append(settled, "commit") })
+				return false
+			}()
+			if panicked != tc.panics || len(settled) != 1 || settled[0] != tc.want {
+				t.Errorf("settled %v, panicked %v; want once %s, panic %v", settled, panicked, tc.want, tc.panics)
+			}
+			if tc.want == "release" && !tc.panics && !errors.Is(err, boom) {
+				t.Errorf("err = %v; want the handler's", err)
+			}
+		})
+	}
+}

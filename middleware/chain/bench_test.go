@@ -94,7 +94,7 @@ func BenchmarkChain(b *testing.B) {
 			st := memstore.New(memstore.Options{})
 			ord, _ := ordering.New(ordering.Config{Store: st})
 			idem, _ := idempotency.New(idempotency.Config{Store: st})
-			steps = append(steps, chain.Ordering(ord.Consume(), ord.Publish()), chain.Idempotency(idem.Consume()))
+			steps = append(steps, chain.Ordering(ord), chain.Idempotency(idem))
 		}
 		if v.encrypt {
 			steps = append(steps, chain.Encryption(enc))

@@ -1,8 +1,8 @@
 // Package chain puts Courier's middleware in the recommended order, and refuses any other.
 //
 //	c, err := chain.New(
-//		chain.Ordering(ord.Consume(), ord.Publish()),
-//		chain.Idempotency(idem.Consume()),
+//		chain.Ordering(ord),
+//		chain.Idempotency(idem),
 //		chain.Encryption(enc),
 //		chain.Schema(validator),
 //		chain.Retry(classifier),
@@ -30,11 +30,14 @@
 //	    is safe although what they read is not yet authenticated: they record success (the key's
 //	    sequence advances, the ID is marked handled) only after the inner chain returned nil,
 //	    which requires decryption to succeed, and decryption authenticates the message ID, key,
-//	    topic and sequence number (encryption.BoundHeaders). A forged or tampered message can at
-//	    most hold a claim until it fails (then it is released), or be acknowledged as a duplicate
-//	    of a message that was really handled — which drops a forgery, as it should. The price:
-//	    invalid and undecryptable messages, which are rare, touch the stores before they are
-//	    dead-lettered.
+//	    topic and sequence number (encryption.BoundHeaders). What ordering does change before
+//	    that — a key moving to a newer counter epoch, a key skipping ahead over a gap — it
+//	    checks first against what the store's counter has issued, and a stamp the counter
+//	    cannot have issued is dead-lettered (see package ordering's threat model). A forged or
+//	    tampered message can at most hold a claim until it fails (then it is released), or be
+//	    acknowledged as a duplicate of a message that was really handled — which drops a
+//	    forgery, as it should. The price: invalid and undecryptable messages, which are rare,
+//	    touch the stores before they are dead-lettered.
 //	  - ordering before idempotency: a message the ordering middleware holds back while an
 //	    earlier one of its key is missing must not sit on an idempotency claim meanwhile, whose
 //	    lease could run out and let a redelivered copy be handled concurrently.
@@ -64,6 +67,8 @@ import (
 
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/middleware/encryption"
+	"github.com/courierhq/courier/middleware/idempotency"
+	"github.com/courierhq/courier/middleware/ordering"
 	"github.com/courierhq/courier/middleware/retry"
 	"github.com/courierhq/courier/middleware/schema"
 )
@@ -133,14 +138,34 @@ type Step struct {
 // Stage returns the step's stage (0 for a custom step).
 func (s Step) Stage() Stage { return s.stage }
 
-// Ordering is the ordering feature's step (package ordering): its consume half and, when not
-// nil, its publish half (which stamps sequence numbers).
-func Ordering(consume message.Middleware, publish message.PublishMiddleware) Step {
+// Ordering is the ordering feature's step (package ordering): check sequence numbers on
+// consume, stamp them on publish.
+func Ordering(o *ordering.Ordering) Step {
+	if o == nil {
+		return OrderingFuncs(nil, nil)
+	}
+	return OrderingFuncs(o.Consume(), o.Publish())
+}
+
+// OrderingFuncs is the ordering step from its two halves; publish may be nil.
+//
+// Deprecated: use Ordering(o), which takes the value as Encryption does.
+func OrderingFuncs(consume message.Middleware, publish message.PublishMiddleware) Step {
 	return Step{stage: StageOrdering, name: "ordering", consume: consume, publish: publish}
 }
 
 // Idempotency is the idempotency feature's step (package idempotency): its consume half.
-func Idempotency(consume message.Middleware) Step {
+func Idempotency(i *idempotency.Idempotency) Step {
+	if i == nil {
+		return IdempotencyFunc(nil)
+	}
+	return IdempotencyFunc(i.Consume())
+}
+
+// IdempotencyFunc is the idempotency step from its consume half.
+//
+// Deprecated: use Idempotency(i), which takes the value as Encryption does.
+func IdempotencyFunc(consume message.Middleware) Step {
 	return Step{stage: StageIdempotency, name: "idempotency", consume: consume}
 }
 

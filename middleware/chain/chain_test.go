@@ -86,9 +86,9 @@ func newFeatures(t testing.TB) features {
 func (f features) step(s chain.Stage) chain.Step {
 	switch s {
 	case chain.StageOrdering:
-		return chain.Ordering(f.rec.consume("ordering"), f.rec.publish("ordering"))
+		return chain.OrderingFuncs(f.rec.consume("ordering"), f.rec.publish("ordering"))
 	case chain.StageIdempotency:
-		return chain.Idempotency(f.rec.consume("idempotency"))
+		return chain.IdempotencyFunc(f.rec.consume("idempotency"))
 	case chain.StageDecrypt:
 		return chain.Encryption(f.enc)
 	case chain.StageValidate:
@@ -131,8 +131,9 @@ func TestNewOtherErrors(t *testing.T) {
 		"nil validator":  chain.Schema(nil),
 		"nil classifier": chain.Retry(nil),
 		"nil custom":     chain.Custom("x", nil),
-		"nil ordering":   chain.Ordering(nil, nil),
+		"nil ordering":   chain.Ordering(nil),
 		"nil idem":       chain.Idempotency(nil),
+		"nil old form":   chain.OrderingFuncs(nil, nil),
 	} {
 		if _, err := chain.New(s); !errors.Is(err, chain.ErrInvalidStep) {
 			t.Errorf("%s: err = %v; want ErrInvalidStep", name, err)

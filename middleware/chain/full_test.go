@@ -30,7 +30,7 @@ func fullChain(t testing.TB, f features, withEncryption bool) *chain.Chain {
 	if err != nil {
 		t.Fatal(err)
 	}
-	steps := []chain.Step{chain.Ordering(ord.Consume(), ord.Publish()), chain.Idempotency(idem.Consume())}
+	steps := []chain.Step{chain.Ordering(ord), chain.Idempotency(idem)}
 	if withEncryption {
 		steps = append(steps, chain.Encryption(f.enc))
 	}

@@ -33,7 +33,7 @@ func TestRedriveThroughOrdering(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := chain.MustNew(chain.Ordering(ord.Consume(), ord.Publish()))
+	c := chain.MustNew(chain.Ordering(ord))
 	conn, err := memory.Open(memory.Config{})
 	if err != nil {
 		t.Fatal(err)

@@ -6,49 +6,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/courierhq/courier/integration/brokers"
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/middleware/idempotency"
-	"github.com/courierhq/courier/middleware/store/memstore"
-	"github.com/courierhq/courier/middleware/store/pgstore"
-	"github.com/courierhq/courier/middleware/store/redisstore"
+	"github.com/courierhq/courier/middleware/store/storetest"
 )
 
 // BenchmarkConsume measures the middleware's cost per message (1 KiB payload) around a handler
 // that does nothing: a new message (claim, handle, complete) and a duplicate (one look-up),
 // on each store. Redis and PostgreSQL run when their endpoint is configured.
 func BenchmarkConsume(b *testing.B) {
-	stores := []struct {
-		name string
-		open func(b *testing.B) idempotency.Store
-	}{
-		{"memstore", func(*testing.B) idempotency.Store { return memstore.New(memstore.Options{}) }},
-		{"redis", func(b *testing.B) idempotency.Store {
-			s, closeFn, err := redisstore.Open(context.Background(), brokers.Endpoint(b, brokers.Redis), redisstore.Options{Prefix: "courier-bench:"})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { _ = closeFn() })
-			return s
-		}},
-		{"postgres", func(b *testing.B) idempotency.Store {
-			pool, err := pgxpool.New(context.Background(), brokers.Endpoint(b, brokers.Postgres))
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(pool.Close)
-			s := pgstore.New(pool)
-			if err := s.Migrate(context.Background()); err != nil {
-				b.Fatal(err)
-			}
-			return s
-		}},
-	}
-	for _, st := range stores {
-		b.Run(st.name+"/new", func(b *testing.B) { benchConsume(b, st.open(b), false) })
-		b.Run(st.name+"/duplicate", func(b *testing.B) { benchConsume(b, st.open(b), true) })
+	for _, name := range storetest.Names {
+		b.Run(name+"/new", func(b *testing.B) { benchConsume(b, storetest.Open(b, name), false) })
+		b.Run(name+"/duplicate", func(b *testing.B) { benchConsume(b, storetest.Open(b, name), true) })
 	}
 }
 

@@ -174,30 +174,23 @@ func (i *Idempotency) consume(ctx context.Context, next message.Handler, m *mess
 	}
 
 	defer i.wakes.Wake(key) // copies waiting in this process look again at once
-	finished := false
-	defer func() {
-		if !finished { // the handler panicked: let the retry claim it
-			i.release(ctx, m, key, owner)
-		}
-	}()
-	herr := next(ctx, m)
-	finished = true
-	if herr != nil {
-		i.release(ctx, m, key, owner)
-		return herr
-	}
-	err = lease.Settle(ctx, i.timeout, func(err error) bool { return !errors.Is(err, ErrLeaseLost) },
+	return lease.Run(func() error { return next(ctx, m) },
+		func() { i.release(ctx, m, key, owner) },
+		func() { i.complete(ctx, m, key, owner) })
+}
+
+// complete marks the key handled. The message is acknowledged whatever happens: it was
+// handled; only a duplicate arriving after the lease ends could now be handled again.
+func (i *Idempotency) complete(ctx context.Context, m *message.Message, key, owner string) {
+	err := lease.Settle(ctx, i.timeout, func(err error) bool { return !errors.Is(err, ErrLeaseLost) },
 		func(ctx context.Context) error { return i.store.Complete(ctx, key, owner, i.retention) })
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrLeaseLost):
 		i.logger(ctx).Warn("idempotency: claim expired before the handler finished, so another consumer may have handled the message too; raise Lease", "message_id", m.ID, "lease", i.lease)
 	default:
-		// Acknowledge anyway: the handler succeeded. Only a duplicate arriving after the
-		// lease ends could now be handled again.
 		i.logger(ctx).Error("idempotency: could not mark the message handled", "message_id", m.ID, "error", err)
 	}
-	return nil
 }
 
 func (i *Idempotency) release(ctx context.Context, m *message.Message, key, owner string) {

@@ -1,10 +1,8 @@
 package idempotency_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/courierhq/courier/adapters/memory"
+	"github.com/courierhq/courier/internal/testlog"
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/middleware/idempotency"
 	"github.com/courierhq/courier/middleware/store/memstore"
@@ -72,28 +71,10 @@ func (f *fakeStore) callList() string {
 	return strings.Join(f.calls, ",")
 }
 
-// logBuf captures log lines.
-type logBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func newMW(t *testing.T, st idempotency.Store, mod func(*idempotency.Config)) (message.Middleware, *logBuf) {
+func newMW(t *testing.T, st idempotency.Store, mod func(*idempotency.Config)) (message.Middleware, *testlog.Buffer) {
 	t.Helper()
-	logs := &logBuf{}
-	cfg := idempotency.Config{Store: st, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	logger, logs := testlog.New()
+	cfg := idempotency.Config{Store: st, Logger: logger}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -470,5 +451,23 @@ func TestEndToEndOnMemoryBroker(t *testing.T) {
 	}
 	if acks.Load() != 3 || handled.Load() != 1 || calls.Load() != 2 {
 		t.Errorf("acks %d, handled %d, handler calls %d; want 3, 1, 2", acks.Load(), handled.Load(), calls.Load())
+	}
+}
+
+// TestLogsToContextLogger: without Config.Logger, log lines go to the logger the subscriber
+// put in the handler's context (the connection's).
+func TestLogsToContextLogger(t *testing.T) {
+	i, err := idempotency.New(idempotency.Config{Store: memstore.New(memstore.Options{}),
+		Key: func(*message.Message) string { return "" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger, logs := testlog.New()
+	ctx := message.WithLogger(context.Background(), logger)
+	if err := i.Consume()(func(context.Context, *message.Message) error { return nil })(ctx, &message.Message{ID: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "no deduplication key") {
+		t.Errorf("context logger got %q; want the warning", logs.String())
 	}
 }

@@ -6,49 +6,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/courierhq/courier/integration/brokers"
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/middleware/ordering"
-	"github.com/courierhq/courier/middleware/store/memstore"
-	"github.com/courierhq/courier/middleware/store/pgstore"
-	"github.com/courierhq/courier/middleware/store/redisstore"
+	"github.com/courierhq/courier/middleware/store/storetest"
 )
-
-var benchStores = []struct {
-	name string
-	open func(b *testing.B) ordering.Store
-}{
-	{"memstore", func(*testing.B) ordering.Store { return memstore.New(memstore.Options{}) }},
-	{"redis", func(b *testing.B) ordering.Store {
-		s, closeFn, err := redisstore.Open(context.Background(), brokers.Endpoint(b, brokers.Redis), redisstore.Options{Prefix: "courier-bench:"})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = closeFn() })
-		return s
-	}},
-	{"postgres", func(b *testing.B) ordering.Store {
-		pool, err := pgxpool.New(context.Background(), brokers.Endpoint(b, brokers.Postgres))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(pool.Close)
-		s := pgstore.New(pool)
-		if err := s.Migrate(context.Background()); err != nil {
-			b.Fatal(err)
-		}
-		return s
-	}},
-}
 
 // BenchmarkConsume measures the consume half's cost per message (1 KiB payload), messages of
 // one key arriving in order: one look-up that claims, the handler (a no-op), one commit.
 func BenchmarkConsume(b *testing.B) {
-	for _, st := range benchStores {
-		b.Run(st.name, func(b *testing.B) {
-			o, err := ordering.New(ordering.Config{Store: st.open(b)})
+	for _, name := range storetest.Names {
+		b.Run(name, func(b *testing.B) {
+			o, err := ordering.New(ordering.Config{Store: storetest.Open(b, name)})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -83,10 +51,10 @@ func BenchmarkConsume(b *testing.B) {
 // BenchmarkPublish measures the publish half's cost per message (1 KiB payload): batches of
 // one message, and of 100 messages over 10 keys (one reservation per key per batch).
 func BenchmarkPublish(b *testing.B) {
-	for _, st := range benchStores {
+	for _, name := range storetest.Names {
 		for _, size := range []int{1, 100} {
-			b.Run(st.name+"/batch="+strconv.Itoa(size), func(b *testing.B) {
-				o, err := ordering.New(ordering.Config{Store: st.open(b)})
+			b.Run(name+"/batch="+strconv.Itoa(size), func(b *testing.B) {
+				o, err := ordering.New(ordering.Config{Store: storetest.Open(b, name)})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -24,6 +24,11 @@
 //
 //   - at or past the number: a duplicate (a redelivery, a broker-level duplicate) — acknowledged
 //     without calling the handler — unless the key gave up waiting for it (see below);
+//   - of an earlier counter epoch than the key's: stale (the counter expired and started
+//     again, and this message outlived it) — dead-lettered with ErrStale, never acknowledged
+//     unhandled;
+//   - of a newer epoch than the key's: checked against the counter first (see "Forged
+//     stamps"), then the key starts over in that epoch;
 //   - the next number: claimed (with a lease, so no two consumers handle a key at once),
 //     handled, and on success the key advances; on failure the claim is released and the
 //     error returned for the engine to retry, while later messages keep waiting;
@@ -60,18 +65,60 @@
 // the dead-letter or redrive headers (courier-dlq-*, courier-redriven) pass through
 // unchecked: they are out of their key's order by nature.
 //
+// # Forged stamps: threat model and decision
+//
+// message.HeaderSequence is a header: anyone who can publish to the topic with a plain client
+// can set it to anything. The consume half reads it before decryption (it runs outside the
+// decrypt step, see package chain), so it must hold against stamps that are malformed, forged
+// or replayed. The asset is the key's consumer state: a stamp that could move it — to a newer
+// epoch, or far ahead — would make every real message of the key look stale or duplicate,
+// and be acknowledged without reaching the handler.
+//
+// Decision, three defences together:
+//
+//  1. The state moves only where the publisher counter vouches for it. Store.Begin never
+//     applies a newer epoch by itself: it answers NewEpoch and changes nothing; the consume
+//     half then asks the counter what it has issued (Store.Issued) and accepts the epoch only
+//     if the counter can have issued the stamp (CheckIssued: not beyond the counter's epoch,
+//     not beyond its last number in that epoch; with no counter, not beyond the present). A
+//     skip ahead over a gap (GapTimeout) is checked the same way before the handler runs; if it
+//     fails, the claim is given up and the key is as it was. A stamp that fails the check is
+//     dead-lettered (ErrImplausibleStamp, permanent), as is a malformed one (ErrBadStamp).
+//  2. Where encryption is on, the stamp is authenticated: the ciphertext is bound to it
+//     (encryption.BoundHeaders), and the key advances only when the inner chain — which
+//     decrypts — succeeds. A plausible forgery (a number the counter did issue) fails
+//     decryption, its claim is released (Abort restores the state), and the real message
+//     with that number is handled as usual.
+//  3. A message of an earlier epoch than the key's is dead-lettered (ErrStale), not
+//     acknowledged: should anything still move a key wrongly, nothing is lost silently — the
+//     messages land in the dead-letter destination and can be redriven (redriven copies pass
+//     unchecked).
+//
+// What remains, by construction: without encryption nothing authenticates a stamp, so a plain
+// message carrying a number the counter did issue and the key has not reached yet can take
+// that number's place (the real message is then a duplicate); it cannot reset the key or move
+// it past what was issued. Use encryption (or keep untrusted producers off the topic) where
+// that matters. A forged stamp on an idle key whose counter expired may start the key in an
+// epoch up to the present; the counter's next epoch, the store's clock at its restart, is
+// later and takes over. Publishers and consumers must share one store: a stamp from a counter
+// in another store is implausible here and is dead-lettered. The checks cost one counter read
+// per epoch change (a key's first message per subscription) and per skip, not per message.
+// Fuzzed: FuzzParseStamp, FuzzForgedStamp.
+//
 // # Design decisions
 //
 //   - Sequence numbers carry the counter's epoch (the store's clock when the counter was
 //     created). Counters and states expire after Retention of disuse; a counter that started
-//     again has a greater epoch, which resets the consumers' state instead of making every
-//     new message look like a duplicate.
+//     again has a greater epoch, which (once the counter vouches for it) resets the consumers'
+//     state instead of making every new message look like a duplicate.
 //   - State is per topic, subscription and key, so several consumer groups keep their own
 //     order; counters are per topic and key.
 //   - Fail closed: a store error makes the message fail with a retryable error; it is never
 //     handled out of order because the store was unreachable. A failure to record a handled
 //     message (after a retry) is logged and the message acknowledged; its successors then wait
 //     up to GapTimeout.
+//   - Claims, owner IDs, the retried settling calls (commit, abort) and the wake-up slots are
+//     the skeleton shared with the idempotency middleware (internal/lease).
 //   - Brokers without redelivery (Kafka) order by partition natively, so gaps there come from
 //     producer retries or several publishers; parked messages wait in the process as
 //     elsewhere, but the engine cannot give them back to the broker, so a missing message

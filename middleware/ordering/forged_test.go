@@ -8,20 +8,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/courierhq/courier/internal/testlog"
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/middleware/encryption"
 	"github.com/courierhq/courier/middleware/ordering"
 	"github.com/courierhq/courier/middleware/store/memstore"
+	"github.com/courierhq/courier/middleware/store/storetest"
 )
 
 // forgedStores are the stores the forged-stamp tests run on; the integration build adds
 // Redis and PostgreSQL.
-var forgedStores = []struct {
-	name string
-	open func(t testing.TB) ordering.Store
-}{
-	{"memstore", func(testing.TB) ordering.Store { return memstore.New(memstore.Options{}) }},
-}
+var forgedStores = []string{"memstore"}
 
 // forgery is a test bench: real messages of one key published through the publish half
 // (so the store's counter issued their stamps), consumed through the consume half — with
@@ -33,7 +30,7 @@ type forgery struct {
 	enc     *encryption.Encryptor
 	real    []*message.Message
 	handled []string
-	logs    *logBuf
+	logs    *testlog.Buffer
 }
 
 func newForgery(t *testing.T, st ordering.Store, withEncryption bool, n int) *forgery {
@@ -95,12 +92,12 @@ func (f *forgery) stamp(i int) (epoch, seq int64) {
 // TestForgedStamps: one plain message with a forged courier-seq stamp must not make the
 // key's real messages be acknowledged unhandled; every real message is handled, in order.
 func TestForgedStamps(t *testing.T) {
-	for _, st := range forgedStores {
-		t.Run(st.name, func(t *testing.T) { forgedStampCases(t, st.open) })
+	for _, name := range forgedStores {
+		t.Run(name, func(t *testing.T) { forgedStampCases(t, name) })
 	}
 }
 
-func forgedStampCases(t *testing.T, open func(testing.TB) ordering.Store) {
+func forgedStampCases(t *testing.T, store string) {
 	cases := []struct {
 		name      string
 		encrypted bool
@@ -119,7 +116,7 @@ func forgedStampCases(t *testing.T, open func(testing.TB) ordering.Store) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			const n = 4
-			f := newForgery(t, open(t), tc.encrypted, n)
+			f := newForgery(t, storetest.Open(t, store), tc.encrypted, n)
 			if err := f.deliver(f.real[0]); err != nil {
 				t.Fatalf("real 1: %v", err)
 			}

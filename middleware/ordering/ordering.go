@@ -296,20 +296,9 @@ func (o *Ordering) run(ctx context.Context, next message.Handler, m *message.Mes
 	if err := o.atEdge(ctx, m, skey, req, res); err != nil {
 		return err
 	}
-	finished := false
-	defer func() {
-		if !finished { // the handler panicked: let a retry run
-			o.release(ctx, m, skey, req)
-		}
-	}()
-	err := next(ctx, m)
-	finished = true
-	if err != nil {
-		o.release(ctx, m, skey, req)
-		return err
-	}
-	o.commit(ctx, m, skey, req)
-	return nil
+	return lease.Run(func() error { return next(ctx, m) },
+		func() { o.release(ctx, m, skey, req) },
+		func() { o.commit(ctx, m, skey, req) })
 }
 
 // atEdge deals with a claim that is not simply the key's next message: a late message, or

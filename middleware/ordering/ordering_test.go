@@ -1,11 +1,9 @@
 package ordering_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +11,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/courierhq/courier/internal/testlog"
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/middleware/ordering"
 	"github.com/courierhq/courier/middleware/store/memstore"
@@ -20,27 +19,10 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-type logBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func newOrdering(t *testing.T, st ordering.Store, mod func(*ordering.Config)) (*ordering.Ordering, *logBuf) {
+func newOrdering(t *testing.T, st ordering.Store, mod func(*ordering.Config)) (*ordering.Ordering, *testlog.Buffer) {
 	t.Helper()
-	logs := &logBuf{}
-	cfg := ordering.Config{Store: st, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	logger, logs := testlog.New()
+	cfg := ordering.Config{Store: st, Logger: logger}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -486,5 +468,23 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("New: err = %v; want ErrInvalidConfig", err)
 			}
 		})
+	}
+}
+
+// TestLogsToContextLogger: without Config.Logger, log lines go to the logger the subscriber
+// put in the handler's context (the connection's).
+func TestLogsToContextLogger(t *testing.T) {
+	o, err := ordering.New(ordering.Config{Store: memstore.New(memstore.Options{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger, logs := testlog.New()
+	m := delivery("", 1) // a stamp without a key: logged, handled unordered
+	ctx := message.WithLogger(context.Background(), logger)
+	if err := o.Consume()(func(context.Context, *message.Message) error { return nil })(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "no key") {
+		t.Errorf("context logger got %q; want the warning", logs.String())
 	}
 }
