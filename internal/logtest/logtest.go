@@ -6,6 +6,7 @@ package logtest
 import (
 	"context"
 	"fmt"
+	"log"
 	"log/slog"
 	"strings"
 	"sync"
@@ -42,11 +43,17 @@ func (r *Records) Contains(s string) bool {
 func Capture(t testing.TB) (*slog.Logger, *Records) {
 	t.Helper()
 	rec := &Records{}
-	old := slog.Default()
+	old, oldOut, oldFlags := slog.Default(), log.Writer(), log.Flags()
 	slog.SetDefault(slog.New(&handler{add: func(line string) {
 		t.Errorf("a line reached slog.Default() instead of the given logger: %s", line)
 	}}))
-	t.Cleanup(func() { slog.SetDefault(old) })
+	t.Cleanup(func() {
+		// slog.SetDefault also redirects the log package to the new handler, and setting the
+		// original default back does not undo that: restore log's output and flags too.
+		slog.SetDefault(old)
+		log.SetOutput(oldOut)
+		log.SetFlags(oldFlags)
+	})
 	return slog.New(&handler{add: func(line string) {
 		rec.mu.Lock()
 		rec.lines = append(rec.lines, line)

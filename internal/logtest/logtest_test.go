@@ -2,6 +2,7 @@ package logtest
 
 import (
 	"fmt"
+	"log"
 	"log/slog"
 	"strings"
 	"testing"
@@ -23,8 +24,8 @@ func (f *fakeTB) Cleanup(fn func()) { f.cleanups = append(f.cleanups, fn) }
 func TestCapture(t *testing.T) {
 	before := slog.Default()
 	f := &fakeTB{TB: t}
-	log, rec := Capture(f)
-	log.With("a", 1).WithGroup("g").Debug("given", "b", 2)
+	logger, rec := Capture(f)
+	logger.With("a", 1).WithGroup("g").Debug("given", "b", 2)
 	if lines := rec.Lines(); len(lines) != 1 || lines[0] != "DEBUG given a=1 g.b=2" || !rec.Contains("given") {
 		t.Errorf("captured %q", lines)
 	}
@@ -40,5 +41,11 @@ func TestCapture(t *testing.T) {
 	}
 	if slog.Default() != before {
 		t.Error("cleanup did not restore slog.Default()")
+	}
+	n := len(f.errors)
+	slog.Info("after the test") // through the log package, which must not reach the test's handler
+	log.Print("after the test, log package")
+	if len(f.errors) != n {
+		t.Errorf("lines after cleanup reached the failing handler: %q", f.errors[n:])
 	}
 }
