@@ -203,3 +203,29 @@ func TestRedactedURL(t *testing.T) {
 		t.Fatalf("RedactURL kept the password: %s", got)
 	}
 }
+
+// TestConfigFromURLCreate: create is the name shared with the other adapters; create_topics
+// still works, with a note New logs.
+func TestConfigFromURLCreate(t *testing.T) {
+	for _, tc := range []struct {
+		url     string
+		disable bool
+		notes   int
+	}{
+		{"kafka://h?create=false", true, 0},
+		{"kafka://h?create=true", false, 0},
+		{"kafka://h?create_topics=false", true, 1},
+		{"kafka://h", false, 0},
+	} {
+		u, _ := url.Parse(tc.url)
+		c, err := ConfigFromURL(u)
+		if err != nil || c.DisableTopicCreation != tc.disable || len(c.urlNotes) != tc.notes {
+			t.Errorf("%s: disable %v, notes %q, err %v", tc.url, c.DisableTopicCreation, c.urlNotes, err)
+		}
+	}
+	u, _ := url.Parse("kafka://h?bogus=1")
+	_, err := ConfigFromURL(u)
+	if err == nil || !strings.Contains(err.Error(), "valid: acks, batch_size") || !strings.Contains(err.Error(), "create_topics, dial_timeout") {
+		t.Errorf("unknown parameter: err = %v; want the valid names listed", err)
+	}
+}

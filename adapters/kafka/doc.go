@@ -18,7 +18,7 @@
 // Topics are created on first use — by Publish and by Subscribe, including the engine's
 // dead-letter topic <topic>.dlq — with Config.Partitions and Config.ReplicationFactor (by
 // default the broker's num.partitions and default.replication.factor; Kafka 2.4 or later).
-// With Config.DisableTopicCreation (URL create_topics=false) a missing topic fails with
+// With Config.DisableTopicCreation (URL create=false) a missing topic fails with
 // driver.ErrTopicNotFound. Names follow Kafka's rules: letters, digits, '.', '_', '-'.
 //
 // # Publishing

@@ -26,7 +26,6 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,51 +44,6 @@ func init() {
 		}
 		return New(cfg)
 	})
-}
-
-// Defaults for Config.
-const (
-	DefaultMaxMessageBytes     = 10 << 20
-	DefaultMaxHeaderValueBytes = 64 << 10
-)
-
-// Config configures a Broker. The zero value is valid.
-type Config struct {
-	// MaxMessageBytes is the largest message (message.Size) accepted. Default 10 MiB.
-	MaxMessageBytes int
-	// MaxHeaderValueBytes is the longest header value accepted. Default 64 KiB, so that
-	// code that works here does not meet its first header limit in production.
-	MaxHeaderValueBytes int
-}
-
-// Validate reports a configuration that cannot work.
-func (c Config) Validate() error {
-	if c.MaxMessageBytes < 0 || c.MaxHeaderValueBytes < 0 {
-		return fmt.Errorf("%w: memory: MaxMessageBytes and MaxHeaderValueBytes must not be negative", driver.ErrInvalidConfig)
-	}
-	return nil
-}
-
-// ConfigFromURL reads a Config from a memory:// URL.
-func ConfigFromURL(u *url.URL) (Config, error) {
-	var cfg Config
-	for k, v := range u.Query() {
-		var dst *int
-		switch k {
-		case "max_message_bytes":
-			dst = &cfg.MaxMessageBytes
-		case "max_header_value_bytes":
-			dst = &cfg.MaxHeaderValueBytes
-		default:
-			return cfg, fmt.Errorf("%w: memory: unknown parameter %q (known: max_message_bytes, max_header_value_bytes)", driver.ErrInvalidURL, k)
-		}
-		n, err := strconv.Atoi(v[0])
-		if err != nil || n < 0 {
-			return cfg, fmt.Errorf("%w: memory: %s=%q is not a non-negative integer", driver.ErrInvalidURL, k, v[0])
-		}
-		*dst = n
-	}
-	return cfg, cfg.Validate()
 }
 
 // Open returns a connection to a new in-process broker.

@@ -156,3 +156,33 @@ func TestSchemesRegistered(t *testing.T) {
 		t.Fatalf("schemes %s", s)
 	}
 }
+
+// TestConfigFromURLDeprecated: old spellings parse with their old meaning and leave notes
+// that New logs; the new spellings leave none.
+func TestConfigFromURLDeprecated(t *testing.T) {
+	tests := []struct {
+		url       string
+		dial, hb  time.Duration
+		noteCount int
+	}{
+		{"amqp://h/?dial_timeout=2s&heartbeat=15s", 2 * time.Second, 15 * time.Second, 0},
+		{"amqp://h/?connection_timeout=2s", 2 * time.Second, 0, 1},           // alias
+		{"amqp://h/?connection_timeout=2500", 2500 * time.Millisecond, 0, 2}, // alias and bare milliseconds
+		{"amqp://h/?heartbeat=15", 0, 15 * time.Second, 1},                   // bare seconds
+	}
+	for _, tc := range tests {
+		t.Run(tc.url, func(t *testing.T) {
+			c, err := ConfigFromURL(mustURL(t, tc.url))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.DialTimeout != tc.dial || c.Heartbeat != tc.hb || len(c.urlNotes) != tc.noteCount {
+				t.Errorf("dial %v heartbeat %v notes %q", c.DialTimeout, c.Heartbeat, c.urlNotes)
+			}
+		})
+	}
+	_, err := ConfigFromURL(mustURL(t, "amqp://h/?reconnect_delay=250"))
+	if !errors.Is(err, transport.ErrInvalidURL) || !strings.Contains(err.Error(), "reconnect_delay") {
+		t.Errorf("a bare number where none was ever accepted: err = %v; want ErrInvalidURL", err)
+	}
+}

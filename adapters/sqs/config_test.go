@@ -209,3 +209,23 @@ func TestPrivateBodies(t *testing.T) {
 		t.Error("the caller's request was modified")
 	}
 }
+
+// TestConfigFromURLDeprecatedSeconds: a bare number of seconds still parses, with a note New
+// logs; Go durations leave none.
+func TestConfigFromURLDeprecatedSeconds(t *testing.T) {
+	for _, tc := range []struct {
+		url   string
+		want  time.Duration
+		notes int
+	}{
+		{"sqs://?visibility_timeout=90s", 90 * time.Second, 0},
+		{"sqs://?visibility_timeout=90", 90 * time.Second, 1},
+		{"sqs://?visibility_timeout=1m30s", 90 * time.Second, 0},
+	} {
+		u, _ := url.Parse(tc.url)
+		c, err := ConfigFromURL(u)
+		if err != nil || c.VisibilityTimeout != tc.want || len(c.urlNotes) != tc.notes {
+			t.Errorf("%s: %v, notes %q, err %v", tc.url, c.VisibilityTimeout, c.urlNotes, err)
+		}
+	}
+}
