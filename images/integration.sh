@@ -8,7 +8,7 @@
 #   1. starts dockerd (as root: --iptables=false --bridge=none, overlay2,
 #      log in .brokers/logs/dockerd.log) unless a Docker engine answers;
 #   2. builds the images that are missing (images/build.sh);
-#   3. runs CONTAINER_PKGS with -tags integration, COURIER_REQUIRE_BROKERS=1,
+#   3. runs CONTAINER_PKGS (CONTAINER_RUN narrows the tests) with -tags integration, COURIER_REQUIRE_BROKERS=1,
 #      every COURIER_*_URL-style endpoint variable unset (so nothing reaches the
 #      native brokers), COURIER_<SERVICE>_IMAGE set to the local images, on
 #      the host's network (COURIER_CONTAINER_NETWORK=host; the brokers listen
@@ -30,6 +30,9 @@ warn() { printf '[containers] %s\n' "$*" >&2; }
 
 PKGS=${CONTAINER_PKGS:-./integration/brokers/ ./adapters/rabbitmq/ ./adapters/kafka/ ./adapters/sqs/ ./adapters/gcppubsub/ ./middleware/store/redisstore/ ./middleware/store/pgstore/ ./middleware/store/storeurl/}
 SKIP=${CONTAINER_SKIP:-Restart|Fault|Proxy|Outage|Kill|TestBlockedConnection|TestBrokerMessageSizeLimit|TestVhost}
+# CONTAINER_RUN narrows the tests (go test -run), e.g. CONTAINER_RUN=Conformance for the
+# conformance suites only (plus integration/brokers' own checks, which always run).
+RUN=${CONTAINER_RUN:-}
 T0=$SECONDS
 mkdir -p "$B/logs"
 
@@ -72,7 +75,9 @@ run_env+=(-u COURIER_RABBITMQCTL -u COURIER_BROKERS_DIR
 say "go test (containers) $PKGS, skipping tests that control a native broker: $SKIP"
 rc=0
 # shellcheck disable=SC2086 # PKGS is a list
-"${run_env[@]}" bash .ci/gotest.sh -tags integration -count=1 -p 1 -timeout 30m -skip "$SKIP" $PKGS || rc=$?
+run=()
+if [[ -n $RUN ]]; then run=(-run "$RUN|TestEndpointContainer|TestEndpointHelper|TestContainer"); fi
+"${run_env[@]}" bash .ci/gotest.sh -tags integration -count=1 -p 1 -timeout 30m -skip "$SKIP" "${run[@]}" $PKGS || rc=$?
 
 # The failure-message tests must have run, not skipped for want of Docker.
 if grep -q '"Action":"skip","Package":"[^"]*integration/brokers","Test":"TestEndpointContainer' .ci/last-test.json; then

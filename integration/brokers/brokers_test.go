@@ -198,6 +198,9 @@ func TestContainerSpecs(t *testing.T) {
 				continue
 			}
 			for _, p := range spec.ports {
+				if p >= 32768 {
+					t.Errorf("%s: port %d lies in Linux's ephemeral range, where a client's local port may hold it", s, p)
+				}
 				if other, dup := used[p]; dup {
 					t.Errorf("%s: port %d also used by %s", s, p, other)
 				}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
+	"github.com/segmentio/kafka-go"
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/testcontainers/testcontainers-go/wait"
 )
@@ -66,19 +67,21 @@ var defaultImages = map[Service]string{
 	Postgres: "postgres:16",
 }
 
-// The ports the brokers listen on inside their containers. They differ from
-// the native brokers' so that, on the host's network, both run side by side.
+// The ports the brokers listen on inside their containers: each native
+// broker's port plus 10010, so that, on the host's network, both run side by
+// side. All lie below Linux's ephemeral range (32768-60999), where an
+// outgoing connection's local port could hold them.
 const (
-	rabbitPort     = 35672
-	rabbitDistPort = 35673
-	rabbitEPMDPort = 34369
-	kafkaPort      = 39092 // clients
-	kafkaCtrlPort  = 39093 // KRaft controller
-	kafkaIntPort   = 39094 // the broker itself
-	sqsPort        = 39324
-	pubsubPort     = 38085
-	redisPort      = 36379
-	postgresPort   = 35432
+	rabbitPort     = 15682
+	rabbitDistPort = 15683
+	rabbitEPMDPort = 14379
+	kafkaPort      = 19102 // clients
+	kafkaCtrlPort  = 19103 // KRaft controller
+	kafkaIntPort   = 19104 // the broker itself
+	sqsPort        = 19334
+	pubsubPort     = 18095
+	redisPort      = 16389
+	postgresPort   = 15442
 )
 
 // containerSpec says how to run one service in a container. Every image,
@@ -287,7 +290,43 @@ func kafkaPostStart(ctx context.Context, c testcontainers.Container, host string
 	if err := c.CopyToContainer(ctx, []byte(script), kafkaStarter, 0o755); err != nil {
 		return fmt.Errorf("copy starter script: %w", err)
 	}
-	return wait.ForLog("Kafka Server started").WithStartupTimeout(2*time.Minute).WaitUntilReady(ctx, c)
+	if err := wait.ForLog("Kafka Server started").WithStartupTimeout(2*time.Minute).WaitUntilReady(ctx, c); err != nil {
+		return err
+	}
+	return kafkaReady(ctx, net.JoinHostPort(host, mapped.Port()))
+}
+
+// kafkaReady waits until the broker at addr answers as the native path's
+// readiness check (brokercheck) requires: metadata naming a controller, and a
+// group coordinator, which a fresh broker has only once its offsets topic
+// exists. "Kafka Server started" comes before both.
+func kafkaReady(ctx context.Context, addr string) error {
+	// Its own transport: kafka-go's shared one caches metadata.
+	c := &kafka.Client{Addr: kafka.TCP(addr), Timeout: 5 * time.Second, Transport: &kafka.Transport{}}
+	var last error
+	for {
+		md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{}})
+		switch {
+		case err != nil:
+			last = err
+		case len(md.Brokers) == 0 || md.Controller.ID < 0:
+			last = errors.New("metadata names no broker or no controller yet")
+		default:
+			fc, err := c.FindCoordinator(ctx, &kafka.FindCoordinatorRequest{Key: "courier-containers", KeyType: kafka.CoordinatorKeyTypeConsumer})
+			if err == nil && fc.Error == nil {
+				return nil
+			}
+			last = err
+			if err == nil {
+				last = fc.Error
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("kafka at %s not ready: %w (last: %w)", addr, ctx.Err(), last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // containerState is one service's container, started at most once per test

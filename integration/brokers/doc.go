@@ -13,8 +13,12 @@
 //     COURIER_POSTGRES_URL;
 //  2. a testcontainers-go container, when a Docker engine answers (images,
 //     ports and wait strategies are in containers.go; one container per
-//     service and test binary, removed by TerminateAll or testcontainers'
-//     reaper);
+//     service and test binary, removed by TerminateAll or, once the binary
+//     exits, by the reaper process it starts). COURIER_<SERVICE>_IMAGE
+//     (Service.ImageEnvVar) replaces the official image, e.g. with the local
+//     builds of `make images`; COURIER_CONTAINER_NETWORK=host (NetworkEnv)
+//     runs the containers on the host's network, on ports apart from the
+//     native brokers';
 //  3. otherwise the test is skipped with a message naming the broker, its
 //     variable and how to start it; with COURIER_REQUIRE_BROKERS=1 it fails
 //     instead.
