@@ -189,7 +189,7 @@ func TestBadProject(t *testing.T) {
 	}
 }
 
-// TestNames: Pub/Sub's naming rules give ErrInvalidTopic before any call; a subscription
+// TestNames: Pub/Sub's naming rules give ErrInvalidTopic before any call; the
 // same subscription name on two topics is two subscriptions (IDs name the topic).
 func TestNames(t *testing.T) {
 	addr := emulator(t)

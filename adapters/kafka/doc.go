@@ -48,8 +48,13 @@
 // generation waits for its goroutines before the member rejoins, which is where the
 // revocation below happens. For every partition assigned to it, a goroutine fetches from
 // the partition leader over a kafka-go Conn (what kafka-go's Reader does internally, without
-// its per-record goroutine hand-off) from the group's committed offset, or from
-// Config.StartOffset (the oldest record) for a new group. Offsets are committed explicitly
+// its per-record goroutine hand-off) from the group's committed offset. A new group (a
+// subscription that does not exist yet) starts where SubscriberConfig.Start says: by default
+// (StartLatest, the same on every broker) Subscribe commits the topic's current end offsets
+// for the group before it returns, so the subscription receives what is published after
+// Subscribe and nothing older; StartEarliest reads the retained log from its oldest record.
+// Config.StartOffset (URL start_offset) now only says where a group resumes when its
+// committed offset is past the end of the partition (the topic was recreated). Offsets are committed explicitly
 // and synchronously on acknowledgement; never automatically, never before the handler
 // returned. A subscriber refused by ACLs (group or topic authorization) stops: Run returns
 // an error wrapping driver.ErrAccessDenied. Everything else is retried.
