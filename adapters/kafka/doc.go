@@ -9,9 +9,12 @@
 //
 // # Model
 //
-// A Courier topic is a Kafka topic; a subscription is a consumer group whose ID is the
-// subscription name as given (other Kafka tools see the group under that name; reusing one
-// subscription name on several topics couples their rebalances). Several subscribers on one
+// A Courier topic is a Kafka topic; a subscription is a consumer group whose ID names the
+// topic and the subscription, "<topic>~<subscription>" (GroupID), since groups are
+// cluster-wide and Courier's subscription names are per topic: one subscription name on two
+// topics is two groups that neither share offsets nor rebalance together. A group named as
+// the subscription alone (as Courier named them before) that has offsets committed on the
+// topic is still used, so existing subscriptions keep their position. Several subscribers on one
 // subscription share the topic's partitions, so a topic needs at least as many partitions
 // as subscribers that should work at once.
 //

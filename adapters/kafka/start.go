@@ -105,3 +105,35 @@ func (d *Driver) partitions(ctx context.Context, topic string) ([]int, error) {
 	}
 	return nil, fmt.Errorf("kafka: partitions of %q: %w", topic, driver.ErrTopicNotFound)
 }
+
+// groupSep joins the topic and the subscription name in a consumer group ID.
+const groupSep = "~"
+
+// GroupID returns the consumer group ID of Courier subscription sub on topic:
+// "<topic>~<sub>". Consumer groups are cluster-wide while Courier's subscription names are
+// per topic, so the ID names both: one subscription name on two topics is two groups, which
+// neither share offsets nor rebalance together.
+func GroupID(topic, sub string) string { return topic + groupSep + sub }
+
+// groupID returns the group to consume: GroupID(topic, sub), or sub itself when a group of
+// that name already has offsets committed on topic (a subscription made before group IDs
+// named the topic keeps its position). A failed look-up means no such group.
+func (d *Driver) groupID(ctx context.Context, topic, sub string) string {
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
+	defer cancel()
+	parts, err := d.partitions(ctx, topic)
+	if err != nil {
+		return GroupID(topic, sub)
+	}
+	res, err := d.client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: sub, Topics: map[string][]int{topic: parts}})
+	if err != nil || res.Error != nil {
+		return GroupID(topic, sub)
+	}
+	for _, p := range res.Topics[topic] {
+		if p.Error == nil && p.CommittedOffset >= 0 {
+			d.log.Debug("courier: kafka: consuming the group named without its topic", "topic", topic, "group", sub)
+			return sub
+		}
+	}
+	return GroupID(topic, sub)
+}
