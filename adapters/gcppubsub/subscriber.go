@@ -32,7 +32,9 @@ type subInfo struct {
 }
 
 // Subscribe implements driver.Driver: it makes sure the subscription exists (creating
-// the topic and the subscription when allowed: message ordering on when spec.Ordered, a
+// the topic and the subscription when allowed: message ordering on when spec.RequireOrder
+// (OrderPublish; OrderDelivery takes Pub/Sub's delivery order as it comes, so that the
+// ordering middleware can receive a key's later message while it holds an earlier one), a
 // dead-letter policy when spec.NativeDeadLetter is set) and returns a receiver. Streaming
 // starts on the receiver's first Receive.
 func (d *Driver) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) (driver.Receiver, error) {
@@ -149,7 +151,7 @@ func (d *Driver) checkSubscription(ctx context.Context, spec driver.Subscription
 		return subInfo{}, fmt.Errorf("pubsub: %s (Pub/Sub ID %q) already exists on topic %q, not %q: %w",
 			what, s.Name, s.Topic, d.topicPath(topicID), driver.ErrInvalidTopic)
 	}
-	if spec.Ordered && !s.EnableMessageOrdering {
+	if spec.RequireOrder && !s.EnableMessageOrdering {
 		d.log.Debug("courier: Pub/Sub subscription was created without message ordering, which cannot be changed; per-key order holds within one subscriber only, and redeliveries may come out of order",
 			"pubsub.subscription", s.Name)
 	}
@@ -197,7 +199,7 @@ func (d *Driver) createSubscription(ctx context.Context, spec driver.Subscriptio
 		Name:                  d.subscriptionPath(subID),
 		Topic:                 d.topicPath(topicID),
 		AckDeadlineSeconds:    int32(d.cfg.AckDeadline / time.Second),
-		EnableMessageOrdering: spec.Ordered,
+		EnableMessageOrdering: spec.RequireOrder,
 		DeadLetterPolicy:      dl,
 	}
 	if d.cfg.RetryMinBackoff > 0 {
@@ -210,7 +212,7 @@ func (d *Driver) createSubscription(ctx context.Context, spec driver.Subscriptio
 	switch status.Code(err) {
 	case codes.OK:
 		d.log.Debug("courier: created Pub/Sub subscription", "pubsub.subscription", subID, "pubsub.topic", topicID,
-			"ordering", spec.Ordered, "dead_letter", dl != nil)
+			"ordering", spec.RequireOrder, "dead_letter", dl != nil)
 		return s, nil
 	case codes.AlreadyExists:
 		return nil, err
