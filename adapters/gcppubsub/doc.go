@@ -14,17 +14,18 @@
 //
 // # Names
 //
-// Topic and subscription IDs are Config.Prefix followed by the Courier name, and must follow
-// Pub/Sub's rules: 3 to 255 characters, starting with a letter, then letters, digits and
-// - _ . ~ + %, not starting with "goog". A name that breaks them fails with
-// driver.ErrInvalidTopic before any call is made. Messages and dead-letter headers carry
-// the Courier name, without the prefix.
-//
-// Subscription IDs are project-wide, not per topic: "workers" can exist once in a project.
-// Subscribing to a name that exists on another topic fails with driver.ErrInvalidTopic.
-// Choose unique names, or give each environment its own Prefix. The engine's default
-// dead-lettering keeps a subscription named "<subscription>.dlq" on "<topic>.dlq", so that
-// name is taken too.
+// A topic ID is Config.Prefix followed by the Courier topic name. Pub/Sub subscription IDs
+// are project-wide while Courier subscription names are per topic (as on every other
+// broker), so a subscription ID names both: "<prefix><topic>~<subscription>" ("orders~billing"
+// for subscription "billing" on topic "orders"). One subscription name on two topics is two
+// subscriptions, and so are their "<subscription>.dlq" keepers on "<topic>.dlq"
+// ("orders.dlq~billing.dlq"). An ID over 255 characters keeps its first 238 and ends in "~"
+// and 16 hex digits of the SHA-256 of the whole ID: stable, and distinct. A subscription made
+// before IDs included the topic ("<prefix><subscription>") is still used when it exists on the
+// same topic. IDs must follow Pub/Sub's rules: 3 to 255 characters, starting with a letter,
+// then letters, digits and - _ . ~ + %, not starting with "goog". A name that breaks them
+// fails with driver.ErrInvalidTopic before any call is made. Messages and dead-letter headers
+// carry the Courier names, without the prefix.
 //
 // # Creating topics and subscriptions
 //
@@ -36,7 +37,7 @@
 // holds within one subscriber only. With Config.DisableCreate (URL create=false), a missing
 // topic is driver.ErrTopicNotFound on publish and a missing subscription
 // driver.ErrSubscriptionNotFound on subscribe; the default dead-letter topic and its
-// "<subscription>.dlq" subscription must then exist too. A publisher allowed to publish but
+// "<topic>.dlq~<subscription>.dlq" subscription must then exist too. A publisher allowed to publish but
 // not to create topics still works: a PermissionDenied on creation is taken to mean "the
 // topic probably exists", and Publish tells. A project Pub/Sub does not know is reported as
 // driver.ErrInvalidConfig naming it; PermissionDenied and Unauthenticated are

@@ -188,8 +188,8 @@ func TestBadProject(t *testing.T) {
 	}
 }
 
-// TestNames: Pub/Sub's naming rules give ErrInvalidTopic before any call; a subscription
-// name taken on another topic is refused (IDs are project-wide).
+// TestNames: Pub/Sub's naming rules give ErrInvalidTopic before any call; the
+// same subscription name on two topics is two subscriptions (IDs name the topic).
 func TestNames(t *testing.T) {
 	addr := emulator(t)
 	bare := openConn(t, addr, gcppubsub.Config{Prefix: "n" + runID + "-"})
@@ -215,19 +215,26 @@ func TestNames(t *testing.T) {
 	if _, err := c.Subscribe(ctxT(t), "topic-a", "worker", own); err != nil {
 		t.Fatal(err)
 	}
-	_, err := c.Subscribe(ctxT(t), "topic-b", "worker", own)
-	if !errors.Is(err, transport.ErrInvalidTopic) || !strings.Contains(err.Error(), "project-wide") {
-		t.Errorf("same subscription name on another topic: err = %v; want ErrInvalidTopic explaining IDs are project-wide", err)
+	// Subscription IDs name the topic: the same name on another topic is another subscription.
+	if _, err := c.Subscribe(ctxT(t), "topic-b", "worker", own); err != nil {
+		t.Errorf("same subscription name on another topic: %v", err)
+	}
+	raw := rawClient(t, addr)
+	for _, id := range []string{"topic-a~worker", "topic-b~worker"} {
+		s, err := raw.SubscriptionAdminClient.GetSubscription(ctxT(t), &pubsubpb.GetSubscriptionRequest{Subscription: subPath(testPrefix(t) + id)})
+		if err != nil || !strings.HasSuffix(s.Topic, "/"+testPrefix(t)+strings.TrimSuffix(id, "~worker")) {
+			t.Errorf("subscription %s: %v, %v", id, s, err)
+		}
 	}
 }
 
-// TestShortNamesNeedAPrefix: without a prefix, the suite's favourite "s1" is too short for
-// Pub/Sub; the error says so instead of failing on Google with a cryptic one.
+// TestShortNamesNeedAPrefix: without a prefix, a two-letter topic is too short for Pub/Sub;
+// the error says so instead of failing on Google with a cryptic one.
 func TestShortNamesNeedAPrefix(t *testing.T) {
 	c := openConn(t, emulator(t), gcppubsub.Config{Prefix: noPrefix})
-	_, err := c.Subscribe(ctxT(t), "some-topic", "s1", transport.SubscriberConfig{})
+	_, err := c.Subscribe(ctxT(t), "ab", "s1", transport.SubscriberConfig{})
 	if !errors.Is(err, transport.ErrInvalidTopic) || !strings.Contains(err.Error(), "3 to 255") {
-		t.Errorf("subscribe s1: err = %v; want ErrInvalidTopic about length", err)
+		t.Errorf("subscribe ab/s1: err = %v; want ErrInvalidTopic about length", err)
 	}
 }
 
@@ -282,7 +289,7 @@ func TestNativeDeadLetterOnExistingSubscription(t *testing.T) {
 	if dl.GetDeadLetterTopic() != topicPath(prefix+"legacy.dlq") || dl.GetMaxDeliveryAttempts() != 5 {
 		t.Errorf("dead-letter policy %v; want legacy.dlq after 5 attempts", dl)
 	}
-	keep, err := raw.SubscriptionAdminClient.GetSubscription(ctxT(t), &pubsubpb.GetSubscriptionRequest{Subscription: subPath(prefix + "legacy-sub.dlq")})
+	keep, err := raw.SubscriptionAdminClient.GetSubscription(ctxT(t), &pubsubpb.GetSubscriptionRequest{Subscription: subPath(prefix + "legacy.dlq~legacy-sub.dlq")})
 	if err != nil || keep.Topic != topicPath(prefix+"legacy.dlq") {
 		t.Errorf("subscription keeping dead letters: %v, %v", keep, err)
 	}

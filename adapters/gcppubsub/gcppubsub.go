@@ -192,15 +192,6 @@ func (d *Driver) topicID(topic string) (string, error) {
 	return id, nil
 }
 
-// subscriptionID is topicID for subscriptions.
-func (d *Driver) subscriptionID(sub string) (string, error) {
-	id := d.cfg.Prefix + sub
-	if err := checkID("subscription", id); err != nil {
-		return "", fmt.Errorf("%w: %v", driver.ErrInvalidTopic, err)
-	}
-	return id, nil
-}
-
 // classify returns the Courier error kind for a client or gRPC error. notFound is the kind
 // for codes.NotFound (a topic or a subscription); invalid the kind for InvalidArgument and
 // FailedPrecondition (a bad message on publish, a bad setting on administration).

@@ -109,7 +109,7 @@ func TestRetryPolicy(t *testing.T) {
 		return nil
 	})
 	s, err := rawClient(t, addr).SubscriptionAdminClient.GetSubscription(ctxT(t),
-		&pubsubpb.GetSubscriptionRequest{Subscription: subPath(testPrefix(t) + "policy-sub")})
+		&pubsubpb.GetSubscriptionRequest{Subscription: subPath(testPrefix(t) + "policy~policy-sub")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func TestSubscriptionDeletedWhileIdle(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := rawClient(t, addr).SubscriptionAdminClient.DeleteSubscription(ctxT(t),
-		&pubsubpb.DeleteSubscriptionRequest{Subscription: subPath(testPrefix(t) + "gone-sub")}); err != nil {
+		&pubsubpb.DeleteSubscriptionRequest{Subscription: subPath(testPrefix(t) + "gone~gone-sub")}); err != nil {
 		t.Fatal(err)
 	}
 	err = s.Run(ctxT(t), func(context.Context, *message.Message) error { return nil })

@@ -32,7 +32,9 @@ type subInfo struct {
 }
 
 // Subscribe implements driver.Driver: it makes sure the subscription exists (creating
-// the topic and the subscription when allowed: message ordering on when spec.Ordered, a
+// the topic and the subscription when allowed: message ordering on when spec.RequireOrder
+// (OrderPublish; OrderDelivery takes Pub/Sub's delivery order as it comes, so that the
+// ordering middleware can receive a key's later message while it holds an earlier one), a
 // dead-letter policy when spec.NativeDeadLetter is set) and returns a receiver. Streaming
 // starts on the receiver's first Receive.
 func (d *Driver) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) (driver.Receiver, error) {
@@ -43,7 +45,7 @@ func (d *Driver) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) (d
 	if err != nil {
 		return nil, fmt.Errorf("pubsub: subscribe: %w", err)
 	}
-	subID, err := d.subscriptionID(spec.Subscription)
+	subID, err := subscriptionIDFor(d.cfg.Prefix, spec.Topic, spec.Subscription)
 	if err != nil {
 		return nil, fmt.Errorf("pubsub: subscribe: %w", err)
 	}
@@ -62,11 +64,31 @@ func (d *Driver) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) (d
 				"requested", nd.MaxAttempts, "max_delivery_attempts", dl.MaxDeliveryAttempts)
 		}
 	}
+	if legacy, ok := d.legacySubscription(ctx, spec, topicID); ok {
+		subID = legacy
+	}
 	info, err := d.ensureSubscription(ctx, spec, topicID, subID, dl)
 	if err != nil {
 		return nil, err
 	}
 	return d.newReceiver(spec, subID, info), nil
+}
+
+// legacySubscription reports the ID of a subscription named as Courier named them before
+// subscription IDs included the topic ("<prefix><subscription>"), when one exists on this
+// topic: an existing deployment keeps consuming it, with its backlog, instead of starting a new
+// subscription. Any other answer (not found, another topic, an error) means no.
+func (d *Driver) legacySubscription(ctx context.Context, spec driver.SubscriptionSpec, topicID string) (string, bool) {
+	id := d.cfg.Prefix + spec.Subscription
+	if checkID("subscription", id) != nil {
+		return "", false
+	}
+	s, err := d.client.SubscriptionAdminClient.GetSubscription(ctx, &pubsubpb.GetSubscriptionRequest{Subscription: d.subscriptionPath(id)})
+	if err != nil || s.Topic != d.topicPath(topicID) {
+		return "", false
+	}
+	d.log.Debug("courier: consuming the Pub/Sub subscription named without its topic", "pubsub.subscription", id)
+	return id, true
 }
 
 func (d *Driver) ensureSubscription(ctx context.Context, spec driver.SubscriptionSpec, topicID, subID string, dl *pubsubpb.DeadLetterPolicy) (subInfo, error) {
@@ -126,10 +148,10 @@ func (d *Driver) checkSubscription(ctx context.Context, spec driver.Subscription
 	case deletedTopic:
 		return subInfo{}, fmt.Errorf("pubsub: %s belongs to a deleted topic; delete the subscription to reuse its name: %w", what, driver.ErrTopicNotFound)
 	default:
-		return subInfo{}, fmt.Errorf("pubsub: %s already exists on topic %q, not %q: Pub/Sub subscription IDs are project-wide, so choose another name (or a Prefix): %w",
-			what, s.Topic, d.topicPath(topicID), driver.ErrInvalidTopic)
+		return subInfo{}, fmt.Errorf("pubsub: %s (Pub/Sub ID %q) already exists on topic %q, not %q: %w",
+			what, s.Name, s.Topic, d.topicPath(topicID), driver.ErrInvalidTopic)
 	}
-	if spec.Ordered && !s.EnableMessageOrdering {
+	if spec.RequireOrder && !s.EnableMessageOrdering {
 		d.log.Debug("courier: Pub/Sub subscription was created without message ordering, which cannot be changed; per-key order holds within one subscriber only, and redeliveries may come out of order",
 			"pubsub.subscription", s.Name)
 	}
@@ -177,7 +199,7 @@ func (d *Driver) createSubscription(ctx context.Context, spec driver.Subscriptio
 		Name:                  d.subscriptionPath(subID),
 		Topic:                 d.topicPath(topicID),
 		AckDeadlineSeconds:    int32(d.cfg.AckDeadline / time.Second),
-		EnableMessageOrdering: spec.Ordered,
+		EnableMessageOrdering: spec.RequireOrder,
 		DeadLetterPolicy:      dl,
 	}
 	if d.cfg.RetryMinBackoff > 0 {
@@ -190,7 +212,7 @@ func (d *Driver) createSubscription(ctx context.Context, spec driver.Subscriptio
 	switch status.Code(err) {
 	case codes.OK:
 		d.log.Debug("courier: created Pub/Sub subscription", "pubsub.subscription", subID, "pubsub.topic", topicID,
-			"ordering", spec.Ordered, "dead_letter", dl != nil)
+			"ordering", spec.RequireOrder, "dead_letter", dl != nil)
 		return s, nil
 	case codes.AlreadyExists:
 		return nil, err
@@ -210,7 +232,7 @@ func (d *Driver) ensureDeadLetterTopic(ctx context.Context, spec driver.Subscrip
 	if err := d.ensureTopic(ctx, dlName, dlID); err != nil {
 		return err
 	}
-	keepID, err := d.subscriptionID(spec.Subscription + transport.DeadLetterSuffix)
+	keepID, err := subscriptionIDFor(d.cfg.Prefix, dlName, spec.Subscription+transport.DeadLetterSuffix)
 	if err != nil {
 		return fmt.Errorf("pubsub: dead-letter subscription: %w", err)
 	}

@@ -26,7 +26,8 @@ func committed(ctx context.Context, t testing.TB, d *kafka.Driver, group, topic 
 	return committedAt(ctx, t, d, group, topic, 0)
 }
 
-// committedAt returns the group's committed offset for a partition of topic (-1: none). The
+// committedAt returns the committed offset of subscription group's consumer group for a
+// partition of topic (-1: none). The
 // broker's transient group errors (its offsets topic still loading on a fresh broker, a
 // coordinator moving) are retried for a few seconds before they fail the test.
 func committedAt(ctx context.Context, t testing.TB, d *kafka.Driver, group, topic string, partition int) int64 {
@@ -34,7 +35,7 @@ func committedAt(ctx context.Context, t testing.TB, d *kafka.Driver, group, topi
 	var res *kafkago.OffsetFetchResponse
 	var err error
 	for wait := 20 * time.Millisecond; ; wait *= 2 {
-		res, err = d.Client().OffsetFetch(ctx, &kafkago.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: {partition}}})
+		res, err = d.Client().OffsetFetch(ctx, &kafkago.OffsetFetchRequest{GroupID: kafka.GroupID(topic, group), Topics: map[string][]int{topic: {partition}}})
 		if err == nil {
 			err = res.Error
 		}

@@ -9,9 +9,12 @@
 //
 // # Model
 //
-// A Courier topic is a Kafka topic; a subscription is a consumer group whose ID is the
-// subscription name as given (other Kafka tools see the group under that name; reusing one
-// subscription name on several topics couples their rebalances). Several subscribers on one
+// A Courier topic is a Kafka topic; a subscription is a consumer group whose ID names the
+// topic and the subscription, "<topic>~<subscription>" (GroupID), since groups are
+// cluster-wide and Courier's subscription names are per topic: one subscription name on two
+// topics is two groups that neither share offsets nor rebalance together. A group named as
+// the subscription alone (as Courier named them before) that has offsets committed on the
+// topic is still used, so existing subscriptions keep their position. Several subscribers on one
 // subscription share the topic's partitions, so a topic needs at least as many partitions
 // as subscribers that should work at once.
 //
@@ -48,8 +51,13 @@
 // generation waits for its goroutines before the member rejoins, which is where the
 // revocation below happens. For every partition assigned to it, a goroutine fetches from
 // the partition leader over a kafka-go Conn (what kafka-go's Reader does internally, without
-// its per-record goroutine hand-off) from the group's committed offset, or from
-// Config.StartOffset (the oldest record) for a new group. Offsets are committed explicitly
+// its per-record goroutine hand-off) from the group's committed offset. A new group (a
+// subscription that does not exist yet) starts where SubscriberConfig.Start says: by default
+// (StartLatest, the same on every broker) Subscribe commits the topic's current end offsets
+// for the group before it returns, so the subscription receives what is published after
+// Subscribe and nothing older; StartEarliest reads the retained log from its oldest record.
+// Config.StartOffset (URL start_offset) now only says where a group resumes when its
+// committed offset is past the end of the partition (the topic was recreated). Offsets are committed explicitly
 // and synchronously on acknowledgement; never automatically, never before the handler
 // returned. A subscriber refused by ACLs (group or topic authorization) stops: Run returns
 // an error wrapping driver.ErrAccessDenied. Everything else is retried.

@@ -208,47 +208,63 @@ func TestInteropPlainWriterToCourier(t *testing.T) {
 	}
 }
 
-// TestStartOffsetLatest: a new subscription with start_offset=latest skips what was published
-// before its first join and delivers what comes after.
-func TestStartOffsetLatest(t *testing.T) {
-	c := openConn(t, "partitions=1&start_offset=latest")
-	topic := topicName(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := c.Publish(ctx, topic, &message.Message{ID: "before", Payload: []byte("x")}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Subscribe(ctx, topic, "latest", transport.SubscriberConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := make(chan string, 10)
-	rctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- s.Run(rctx, func(_ context.Context, m *message.Message) error {
-			got <- m.ID
-			return nil
-		})
-	}()
-	// The group joins in the background; publish until something arrives.
-	for i := 0; ; i++ {
-		if err := c.Publish(ctx, topic, &message.Message{ID: fmt.Sprint("after-", i), Payload: []byte("x")}); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case id := <-got:
-			if id == "before" {
-				t.Fatal("start_offset=latest delivered a record published before the group joined")
+// TestStartPosition: a new subscription receives only what is published after Subscribe
+// returned (A before, B after, the group joining later still sees only B); with StartEarliest
+// it reads the retained log from the start (A and B).
+func TestStartPosition(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		start transport.StartPosition
+		want  []string
+	}{
+		{"latest (default)", transport.StartLatest, []string{"B"}},
+		{"earliest", transport.StartEarliest, []string{"A", "B"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := openConn(t, "partitions=3")
+			topic := topicName(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := c.Publish(ctx, topic, &message.Message{ID: "A", Key: "k", Payload: []byte("x")}); err != nil {
+				t.Fatal(err)
+			}
+			s, err := c.Subscribe(ctx, topic, "start", transport.SubscriberConfig{Start: tc.start})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Publish(ctx, topic, &message.Message{ID: "B", Key: "k", Payload: []byte("x")}); err != nil {
+				t.Fatal(err)
+			}
+			got := make(chan string, 10)
+			rctx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() {
+				done <- s.Run(rctx, func(_ context.Context, m *message.Message) error {
+					got <- m.ID
+					return nil
+				})
+			}()
+			var ids []string
+			for len(ids) < len(tc.want) {
+				select {
+				case id := <-got:
+					ids = append(ids, id)
+				case <-ctx.Done():
+					t.Fatalf("got %v; want %v", ids, tc.want)
+				}
+			}
+			select { // nothing more (A, for latest)
+			case id := <-got:
+				ids = append(ids, id)
+			case <-time.After(time.Second):
 			}
 			stop()
 			if err := <-done; err != nil {
 				t.Error(err)
 			}
-			return
-		case <-time.After(200 * time.Millisecond):
-		case <-ctx.Done():
-			t.Fatal("nothing delivered")
-		}
+			if fmt.Sprint(ids) != fmt.Sprint(tc.want) {
+				t.Errorf("delivered %v; want %v", ids, tc.want)
+			}
+		})
 	}
 }

@@ -18,10 +18,13 @@ import (
 )
 
 // Subscribe implements driver.Driver. It makes sure the topic exists (creating it when
-// allowed) and returns a receiver for the consumer group named spec.Subscription. The group
+// allowed) and returns a receiver for the subscription's consumer group (GroupID). The group
 // is joined when the receiver is first asked for messages, so that Subscribe alone (the
-// engine's dead-letter set-up) costs no rebalance; a new group starts at Config.StartOffset
-// (the oldest retained record by default), so nothing published after Subscribe is missed.
+// engine's dead-letter set-up) costs no rebalance. Where a new group (one without committed
+// offsets) starts is spec.Start: with driver.StartLatest, the default, Subscribe commits the
+// topic's end offsets for the group before it returns, so the subscription receives exactly
+// what is published after Subscribe returned, however late its first member joins; with
+// driver.StartEarliest it reads the topic's retained history from the oldest record.
 func (d *Driver) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) (driver.Receiver, error) {
 	if d.closed.Load() {
 		return nil, fmt.Errorf("kafka: subscribe: %w", driver.ErrClosed)
@@ -35,14 +38,30 @@ func (d *Driver) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) (d
 	if err := d.ensureTopic(ctx, spec.Topic); err != nil {
 		return nil, err
 	}
+	// Where partitions without a committed offset begin: the oldest record for StartEarliest;
+	// for StartLatest the end offsets are committed now, so partitions found later (added to
+	// the topic after Subscribe) hold only newer records and start at their oldest too.
+	group := d.groupID(ctx, spec.Topic, spec.Subscription)
+	startOffset := kafka.FirstOffset
+	if spec.Start != driver.StartEarliest {
+		committed, err := d.startLatest(ctx, spec.Topic, group)
+		if err != nil {
+			return nil, err
+		}
+		if !committed {
+			startOffset = kafka.LastOffset
+		}
+	}
 	r := &receiver{
-		d:       d,
-		topic:   spec.Topic,
-		group:   spec.Subscription,
-		log:     d.log.With("courier.topic", spec.Topic, "courier.subscription", spec.Subscription),
-		queue:   make(chan []delivery, max((d.cfg.QueueCapacity+chunkSize-1)/chunkSize, 1)),
-		closing: make(chan struct{}),
-		failed:  make(chan struct{}),
+		d:           d,
+		startOffset: startOffset,
+		sub:         spec.Subscription,
+		topic:       spec.Topic,
+		group:       group,
+		log:         d.log.With("courier.topic", spec.Topic, "courier.subscription", spec.Subscription),
+		queue:       make(chan []delivery, max((d.cfg.QueueCapacity+chunkSize-1)/chunkSize, 1)),
+		closing:     make(chan struct{}),
+		failed:      make(chan struct{}),
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	return r, nil
@@ -67,6 +86,8 @@ func (d *Driver) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) (d
 // work in flight at the revocation that outlived RevokeTimeout).
 type receiver struct {
 	d            *Driver
+	startOffset  int64  // for partitions without a committed offset: kafka.FirstOffset or LastOffset
+	sub          string // the Courier subscription name (group is its consumer group ID)
 	topic, group string
 	log          *slog.Logger
 	queue        chan []delivery // chunks of fetched records, in partition order
@@ -139,10 +160,6 @@ type partition struct {
 }
 
 func (r *receiver) start() {
-	startOffset := kafka.FirstOffset
-	if r.d.cfg.StartOffset == StartLatest {
-		startOffset = kafka.LastOffset
-	}
 	cfg := r.d.cfg
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                    r.group,
@@ -153,7 +170,7 @@ func (r *receiver) start() {
 		SessionTimeout:        cfg.SessionTimeout,
 		RebalanceTimeout:      cfg.RebalanceTimeout,
 		JoinGroupBackoff:      cfg.JoinGroupBackoff,
-		StartOffset:           startOffset,
+		StartOffset:           r.startOffset,
 		Timeout:               cfg.RequestTimeout,
 		WatchPartitionChanges: true,
 		ErrorLogger:           r.d.kafkaLog,
@@ -507,7 +524,7 @@ func (r *receiver) Receive(ctx context.Context, buf []*message.Message) (int, er
 			dl := &r.pending[i]
 			rec := kafka.Message{Topic: r.topic, Partition: dl.p.id, Offset: dl.offset,
 				Key: dl.key, Value: dl.value, Headers: dl.headers, Time: dl.time}
-			fromRecord(&dl.msg, &rec, r.group)
+			fromRecord(&dl.msg, &rec, r.sub)
 			message.SetReceipt(&dl.msg, dl)
 			buf[n] = &dl.msg
 			n++

@@ -111,6 +111,12 @@ type Config struct {
 	// message on the broker's disk and measurably lowers pipelined publish throughput.
 	PrecisePublishTime bool
 
+	// ReportUnroutable publishes with the mandatory flag, so that a message no queue is bound
+	// for (a topic nobody subscribed to yet) fails with driver.ErrUnroutable. Default false:
+	// like Pub/Sub and memory://, the broker drops it and Publish succeeds — Courier's
+	// portable behaviour for a topic without subscriptions (see the README, "Portability").
+	ReportUnroutable bool
+
 	// MaxMessageBytes is the largest message accepted (message.Size: payload, key, ID and
 	// headers). Default DefaultMaxMessageBytes (16 MiB); at most 512 MiB. Keep it at or
 	// below the broker's max_message_size, or the broker refuses such messages itself

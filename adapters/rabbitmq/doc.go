@@ -31,9 +31,11 @@
 // always on. A batch is published on one confirm-mode channel from a pool (at most
 // Config.PublishChannels, channels are not shared between goroutines), with up to
 // Config.MaxInFlight confirms outstanding: the batch is pipelined, never one round trip
-// per message. Every message is published with the mandatory flag, so a message no queue
-// is bound for comes back (basic.return) and fails with ErrUnroutable instead of being
-// dropped: subscribe before publishing. A message the broker nacks fails with ErrNacked.
+// per message. A message no queue is bound for (a topic nobody subscribed to) is dropped by
+// the broker and Publish succeeds, as on Pub/Sub and memory:// — Courier's portable
+// behaviour; subscribe before publishing. With Config.ReportUnroutable every message is
+// published with the mandatory flag, so such a message comes back (basic.return) and fails
+// with ErrUnroutable instead. A message the broker nacks fails with ErrNacked.
 // The *driver.PublishError names each failed message; the others were published. When
 // ctx ends before a message's confirm arrives, the message is reported as failed (wrapping
 // ErrUnavailable and ctx's error) although the broker may still have taken it: publishing it

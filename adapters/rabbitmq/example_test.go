@@ -22,8 +22,8 @@ func Example() {
 	}
 	defer conn.Close(ctx)
 
-	// Subscribe first: RabbitMQ drops messages no queue is bound for, so Courier's
-	// mandatory publishes fail with ErrUnroutable instead.
+	// Subscribe first: RabbitMQ drops messages no queue is bound for (with
+	// Config.ReportUnroutable, Publish fails with ErrUnroutable instead).
 	sub, err := conn.Subscribe(ctx, "orders", "billing", transport.SubscriberConfig{Concurrency: 8})
 	if err != nil {
 		log.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,9 +16,11 @@ import (
 
 // Mapping between a Courier message and an AMQP message (basic.publish / basic.deliver):
 //
-//	Message.ID           properties.message-id; header courier-id if longer than 255 bytes
+//	Message.ID           properties.message-id; header courier-id if longer than 255 bytes;
+//	                     on receive without either, derivedID (stable across redeliveries)
 //	Message.Key          header courier-key, and the routing key (SHA-256 hex if the key
-//	                     is longer than 255 bytes)
+//	                     is longer than 255 bytes); on receive without courier-key, the
+//	                     routing key (unless published to the default exchange)
 //	Message.Payload      body
 //	Message.Headers      headers (string values); on receive other scalar values are
 //	                     formatted as text, tables and arrays are left out
@@ -111,8 +114,53 @@ func publishedID(messageID string, h amqp.Table) string {
 }
 
 // fromDelivery fills m from d. Reserved transport headers (ID, key, publish time, the retry
-// attempt) become fields; the rest become Headers.
+// attempt) become fields; the rest become Headers. A message from a plain AMQP producer gets
+// its key from the routing key when it has no courier-key header (not when it was published
+// to the default exchange, whose routing key is a queue name), and an ID from derivedID when
+// it has no message-id.
 func fromDelivery(m *message.Message, d *amqp.Delivery) {
+	fillFields(m, d)
+	if m.Key == "" && d.Exchange != "" {
+		if _, ok := d.Headers[message.HeaderKey]; !ok {
+			m.Key = d.RoutingKey
+		}
+	}
+	if m.ID == "" {
+		m.ID = derivedID(d)
+	}
+}
+
+// derivedID is the ID of a delivery that carries none: "amqp-" and 32 hex digits of the
+// SHA-256 of what a redelivery leaves unchanged — the body, the properties a producer sets
+// (content type and encoding, correlation ID, reply-to, type, app ID, timestamp)
+// and its headers other than the ones RabbitMQ and Courier's retries add. So the broker's
+// redeliveries, Courier's delayed retries (whose copy carries the ID as message-id) and
+// dead-letter copies keep the ID, and idempotency works for plain producers. Two messages a
+// producer sends with identical contents and properties share it: a producer that may send the
+// same bytes twice as distinct messages must set message-id (or a timestamp).
+func derivedID(d *amqp.Delivery) string {
+	h := sha256.New()
+	for _, f := range []string{d.ContentType, d.ContentEncoding, d.CorrelationId, d.ReplyTo, d.Type, d.AppId,
+		strconv.FormatInt(d.Timestamp.Unix(), 10)} {
+		fmt.Fprintf(h, "%d:%s;", len(f), f)
+	}
+	keys := make([]string, 0, len(d.Headers))
+	for k := range d.Headers {
+		if !isBrokerHeader(k) && k != message.HeaderAttempt {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		v, _ := headerString(d.Headers[k])
+		fmt.Fprintf(h, "%d:%s=%d:%s;", len(k), k, len(v), v)
+	}
+	h.Write(d.Body)
+	return "amqp-" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// fillFields is fromDelivery for what the message carries itself.
+func fillFields(m *message.Message, d *amqp.Delivery) {
 	m.ID = d.MessageId
 	m.Payload = d.Body
 	if m.Payload == nil {
@@ -251,15 +299,24 @@ func toInt(v any) (int, bool) {
 // retryPublishing is the copy of a delivery that Nack sends to a delay queue: same body,
 // properties and headers (without the broker's x-death bookkeeping), with courier-attempt
 // set to the attempt the copy will be. The user-id property is dropped (RabbitMQ checks it
-// against the publishing connection's user) and so is a per-message expiration.
-func retryPublishing(d *amqp.Delivery, nextAttempt int) amqp.Publishing {
-	h := make(amqp.Table, len(d.Headers)+1)
+// against the publishing connection's user) and so is a per-message expiration. m is the
+// message received from d: a key taken from the routing key goes into courier-key and a
+// derived ID into message-id, since the copy travels with the delay queue's routing key.
+func retryPublishing(d *amqp.Delivery, m *message.Message, nextAttempt int) amqp.Publishing {
+	h := make(amqp.Table, len(d.Headers)+2)
 	for k, v := range d.Headers {
 		if !isBrokerHeader(k) {
 			h[k] = v
 		}
 	}
 	h[message.HeaderAttempt] = strconv.Itoa(nextAttempt)
+	if _, ok := h[message.HeaderKey]; !ok && m.Key != "" {
+		h[message.HeaderKey] = m.Key
+	}
+	msgID := d.MessageId
+	if _, ok := h[message.HeaderID]; !ok && msgID == "" {
+		msgID = m.ID
+	}
 	return amqp.Publishing{
 		Headers:         h,
 		ContentType:     d.ContentType,
@@ -268,7 +325,7 @@ func retryPublishing(d *amqp.Delivery, nextAttempt int) amqp.Publishing {
 		Priority:        d.Priority,
 		CorrelationId:   d.CorrelationId,
 		ReplyTo:         d.ReplyTo,
-		MessageId:       d.MessageId,
+		MessageId:       msgID,
 		Timestamp:       d.Timestamp,
 		Type:            d.Type,
 		AppId:           d.AppId,

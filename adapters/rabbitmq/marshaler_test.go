@@ -165,7 +165,7 @@ func TestRetryPublishing(t *testing.T) {
 		ContentType: "application/json", Timestamp: time.Unix(100, 0),
 		Headers: amqp.Table{"app": "v", message.HeaderKey: "k", "x-death": []any{death("q", "expired")},
 			"x-first-death-reason": "expired", message.HeaderAttempt: "2"}}
-	p := retryPublishing(&d, 3)
+	p := retryPublishing(&d, &message.Message{ID: "m", Key: "k"}, 3)
 	if p.Headers[message.HeaderAttempt] != "3" || p.Headers["app"] != "v" || p.Headers[message.HeaderKey] != "k" {
 		t.Errorf("headers %v", p.Headers)
 	}
@@ -220,5 +220,58 @@ func TestDelayQueueNames(t *testing.T) {
 	p := delayPrefix(long)
 	if len(p)+10 > 255 || !strings.HasPrefix(p, "courier.delay.") || p != delayPrefix(long) {
 		t.Errorf("prefix for a long queue name: %q", p)
+	}
+}
+
+// TestPlainProducerKeyAndID: a delivery from a plain AMQP producer (no courier-key, no
+// message-id) gets its key from the routing key (not on the default exchange, where the
+// routing key is a queue name) and a non-empty ID that redelivery bookkeeping does not change
+// and that differs with the contents; the delayed-retry copy carries both.
+func TestPlainProducerKeyAndID(t *testing.T) {
+	d := amqp.Delivery{Exchange: "orders", RoutingKey: "customer-7", Body: []byte("hello"),
+		Headers: amqp.Table{"tenant": "acme"}, Timestamp: time.Unix(100, 0)}
+	var m message.Message
+	fromDelivery(&m, &d)
+	if m.Key != "customer-7" || !strings.HasPrefix(m.ID, "amqp-") || len(m.ID) != 5+32 {
+		t.Fatalf("key %q id %q; want the routing key and a derived ID", m.Key, m.ID)
+	}
+	redelivered := d
+	redelivered.Redelivered = true
+	redelivered.Headers = amqp.Table{"tenant": "acme", "x-delivery-count": int64(3), "x-death": []any{death("q", "rejected")},
+		message.HeaderAttempt: "2"}
+	var m2 message.Message
+	fromDelivery(&m2, &redelivered)
+	if m2.ID != m.ID {
+		t.Errorf("redelivery changed the derived ID: %q → %q", m.ID, m2.ID)
+	}
+	for name, change := range map[string]func(*amqp.Delivery){
+		"body":      func(x *amqp.Delivery) { x.Body = []byte("hellO") },
+		"header":    func(x *amqp.Delivery) { x.Headers = amqp.Table{"tenant": "acmf"} },
+		"timestamp": func(x *amqp.Delivery) { x.Timestamp = time.Unix(101, 0) },
+	} {
+		other := d
+		change(&other)
+		var m3 message.Message
+		fromDelivery(&m3, &other)
+		if m3.ID == m.ID {
+			t.Errorf("another %s, same derived ID %q", name, m.ID)
+		}
+	}
+	p := retryPublishing(&d, &m, 2)
+	if p.MessageId != m.ID || p.Headers[message.HeaderKey] != "customer-7" {
+		t.Errorf("retry copy: message-id %q, courier-key %v; want %q and the routing key", p.MessageId, p.Headers[message.HeaderKey], m.ID)
+	}
+	back := amqp.Delivery{Exchange: "", RoutingKey: "orders.s.delay-100", MessageId: p.MessageId, Headers: p.Headers, Body: p.Body}
+	var m4 message.Message
+	fromDelivery(&m4, &back)
+	if m4.ID != m.ID || m4.Key != "customer-7" {
+		t.Errorf("after the delay queue: id %q key %q; want %q and customer-7", m4.ID, m4.Key, m.ID)
+	}
+
+	direct := amqp.Delivery{Exchange: "", RoutingKey: "some-queue", MessageId: "given"}
+	var m5 message.Message
+	fromDelivery(&m5, &direct)
+	if m5.Key != "" || m5.ID != "given" {
+		t.Errorf("default exchange: key %q id %q; want no key and the message-id", m5.Key, m5.ID)
 	}
 }

@@ -15,8 +15,9 @@ import (
 
 // Publishing, in short: a pool of confirm-mode channels on the publish connection (at most
 // Config.PublishChannels). A Publish call takes one channel for its whole batch, publishes
-// every message with the mandatory flag, keeping up to Config.MaxInFlight confirms
-// outstanding, then waits for the rest. Holding the channel for the batch makes the
+// every message, keeping up to Config.MaxInFlight confirms
+// outstanding, then waits for the rest. With Config.ReportUnroutable messages carry the
+// mandatory flag. Holding the channel for the batch makes the
 // basic.return frames on it belong to this batch: RabbitMQ sends a message's basic.return
 // before its basic.ack, and amqp091-go hands both over in that order, so once a message's
 // confirm is in, its return (if any) is already waiting in the channel's return queue.
@@ -186,6 +187,10 @@ type outgoing struct {
 	id      func(i int) string
 	bodyLen func(i int) int
 
+	// mandatory asks the broker to return a message no queue is bound for (ErrUnroutable)
+	// instead of dropping it.
+	mandatory bool
+
 	declareKey string // cache key of the declaration; "" for none
 	declare    func(ch *amqp.Channel) error
 	maxAge     time.Duration // redeclare when the declaration is older; 0: once per connection
@@ -200,7 +205,8 @@ func (d *Driver) Publish(ctx context.Context, topic string, msgs []*message.Mess
 		return err
 	}
 	o := &outgoing{
-		exchange: topic,
+		exchange:  topic,
+		mandatory: d.cfg.ReportUnroutable,
 		build: func(i int, h amqp.Table) (string, amqp.Publishing) {
 			m := msgs[i]
 			return routingKey(m.Key), toPublishing(m, h, d.cfg.PrecisePublishTime)
@@ -346,138 +352,174 @@ type inflight struct {
 	dc  *amqp.DeferredConfirmation
 }
 
+// batchSend is one sendOn: the messages of a batch published on one channel, their confirms
+// outstanding in a window, and the basic.return frames that came back for them.
+type batchSend struct {
+	p       *publisher
+	ctx     context.Context
+	pc      *pubChannel
+	o       *outgoing
+	pending []int
+	results []error
+
+	returns  <-chan amqp.Return // nil once the channel's return queue closed
+	byID     map[string][]int   // Courier ID → batch positions (built at the first return)
+	returned map[int]amqp.Return
+
+	window  []inflight // published, confirm not yet resolved from head on
+	head    int
+	retry   []int // to send again: their channel closed before they were confirmed
+	notSent []int // left unpublished when the channel closed
+	closed  bool
+}
+
 // sendOn publishes pending on pc, keeping at most p.window confirms outstanding, and waits
 // for every confirm. It returns the messages to send again (their channel closed before
 // they were confirmed), whether pc can be reused, and why the channel closed.
 func (p *publisher) sendOn(ctx context.Context, pc *pubChannel, o *outgoing, pending []int, results []error) (retry []int, reuse bool, chErr error) {
-	returns := pc.returns
-	var returned map[int]amqp.Return
-	var byID map[string][]int
-	takeReturn := func(r amqp.Return) {
-		if byID == nil {
-			byID = make(map[string][]int, len(pending))
-			for _, i := range pending {
-				id := o.id(i)
-				byID[id] = append(byID[id], i)
-			}
-			returned = map[int]amqp.Return{}
-		}
-		id := publishedID(r.MessageId, r.Headers)
-		for _, i := range byID[id] {
-			if _, dup := returned[i]; !dup {
-				returned[i] = r
-				return
-			}
-		}
+	b := &batchSend{p: p, ctx: ctx, pc: pc, o: o, pending: pending, results: results, returns: pc.returns,
+		window: make([]inflight, 0, min(len(pending), p.window))}
+	if err := b.publishAll(); err != nil {
+		b.abandon(err)
+		return nil, false, nil
 	}
-	drain := func() {
-		for returns != nil {
-			select {
-			case r, ok := <-returns:
-				if !ok {
-					returns = nil
-					return
-				}
-				takeReturn(r)
-			default:
-				return
-			}
+	for ; b.head < len(b.window); b.head++ {
+		if err := b.wait(b.window[b.head].dc); err != nil {
+			b.abandon(err)
+			return nil, false, nil
 		}
+		b.resolve(b.window[b.head])
 	}
-	// wait waits for a confirm, taking returns meanwhile.
-	wait := func(dc *amqp.DeferredConfirmation) error {
-		for {
-			select {
-			case <-dc.Done():
-				return nil
-			case r, ok := <-returns:
-				if !ok {
-					returns = nil
-					continue
-				}
-				takeReturn(r)
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
+	b.drain()
+	b.retry = append(b.retry, b.notSent...)
+	if b.closed || pc.ch.IsClosed() {
+		return b.retry, false, pc.closeReason()
 	}
-	closed := false
-	resolve := func(f inflight) {
-		drain() // a return precedes its confirm
-		if r, ok := returned[f.idx]; ok {
-			results[f.idx] = fmt.Errorf("%w: rabbitmq: no queue is bound to exchange %q for routing key %q (%d %s); subscribe before publishing",
-				driver.ErrUnroutable, o.exchange, r.RoutingKey, r.ReplyCode, r.ReplyText)
-			return
-		}
-		if f.dc.Acked() {
-			return
-		}
-		if closed || pc.ch.IsClosed() {
-			closed = true
-			retry = append(retry, f.idx)
-			return
-		}
-		results[f.idx] = fmt.Errorf("%w: rabbitmq: the broker nacked the message (exchange %q)", driver.ErrNacked, o.exchange)
-	}
-	abandon := func(from []inflight, notSent []int, err error) {
-		for _, f := range from {
-			results[f.idx] = fmt.Errorf("%w: rabbitmq: no confirm from the broker before the context ended; the message may still be delivered: %w", driver.ErrUnavailable, err)
-		}
-		for _, i := range notSent {
-			results[i] = fmt.Errorf("%w: rabbitmq: not published: %w", driver.ErrUnavailable, err)
-		}
-	}
+	return b.retry, true, nil
+}
 
-	window := make([]inflight, 0, min(len(pending), p.window))
-	head := 0
+// publishAll publishes the pending messages, resolving the oldest confirm whenever the window
+// is full. It stops early when the channel breaks (the rest go to notSent) and returns an
+// error only when ctx ended; notSent then holds what was not published.
+func (b *batchSend) publishAll() error {
 	h := make(amqp.Table, 8)
-	var notSent []int // left unpublished when the channel closed
-	for n, idx := range pending {
-		if len(window)-head >= p.window {
-			if err := wait(window[head].dc); err != nil {
-				abandon(window[head:], append(retry, pending[n:]...), err)
-				return nil, false, nil
+	for n, idx := range b.pending {
+		if len(b.window)-b.head >= b.p.window {
+			if err := b.wait(b.window[b.head].dc); err != nil {
+				b.notSent = b.pending[n:]
+				return err
 			}
-			resolve(window[head])
-			head++
-			if head > 4096 && head*2 > len(window) {
-				window = append(window[:0], window[head:]...)
-				head = 0
+			b.resolve(b.window[b.head])
+			b.head++
+			if b.head > 4096 && b.head*2 > len(b.window) {
+				b.window = append(b.window[:0], b.window[b.head:]...)
+				b.head = 0
 			}
 		}
-		if p.s.isBlocked.Load() {
-			if err := p.s.waitUnblocked(ctx); err != nil {
-				abandon(window[head:], append(retry, pending[n:]...), err)
-				return nil, false, nil
+		if b.p.s.isBlocked.Load() {
+			if err := b.p.s.waitUnblocked(b.ctx); err != nil {
+				b.notSent = b.pending[n:]
+				return err
 			}
 		}
 		clear(h)
-		key, pub := o.build(idx, h)
-		dc, err := pc.ch.PublishWithDeferredConfirm(o.exchange, key, true, false, pub)
+		key, pub := b.o.build(idx, h)
+		dc, err := b.pc.ch.PublishWithDeferredConfirm(b.o.exchange, key, b.o.mandatory, false, pub)
 		if err != nil {
 			// Header tables are built from strings and cannot fail validation: the
 			// channel or its connection broke (a write error can come before amqp091-go
 			// notices). Closing the channel resolves the outstanding confirms as nacks,
 			// which, on a closed channel, means "send again".
-			p.closeChannel(pc.ch)
-			closed = true
-			notSent = pending[n:]
-			break
+			b.p.closeChannel(b.pc.ch)
+			b.closed = true
+			b.notSent = b.pending[n:]
+			return nil
 		}
-		window = append(window, inflight{idx: idx, dc: dc})
-		drain()
+		b.window = append(b.window, inflight{idx: idx, dc: dc})
+		b.drain()
 	}
-	for ; head < len(window); head++ {
-		if err := wait(window[head].dc); err != nil {
-			abandon(window[head:], append(retry, notSent...), err)
-			return nil, false, nil
+	return nil
+}
+
+// takeReturn matches a basic.return to the first batch position with its ID not yet returned.
+func (b *batchSend) takeReturn(r amqp.Return) {
+	if b.byID == nil {
+		b.byID = make(map[string][]int, len(b.pending))
+		for _, i := range b.pending {
+			id := b.o.id(i)
+			b.byID[id] = append(b.byID[id], i)
 		}
-		resolve(window[head])
+		b.returned = map[int]amqp.Return{}
 	}
-	drain()
-	retry = append(retry, notSent...)
-	if closed || pc.ch.IsClosed() {
-		return retry, false, pc.closeReason()
+	id := publishedID(r.MessageId, r.Headers)
+	for _, i := range b.byID[id] {
+		if _, dup := b.returned[i]; !dup {
+			b.returned[i] = r
+			return
+		}
 	}
-	return retry, true, nil
+}
+
+// drain takes the returns already queued, without waiting.
+func (b *batchSend) drain() {
+	for b.returns != nil {
+		select {
+		case r, ok := <-b.returns:
+			if !ok {
+				b.returns = nil
+				return
+			}
+			b.takeReturn(r)
+		default:
+			return
+		}
+	}
+}
+
+// wait waits for a confirm, taking returns meanwhile; it fails only when ctx ends.
+func (b *batchSend) wait(dc *amqp.DeferredConfirmation) error {
+	for {
+		select {
+		case <-dc.Done():
+			return nil
+		case r, ok := <-b.returns:
+			if !ok {
+				b.returns = nil
+				continue
+			}
+			b.takeReturn(r)
+		case <-b.ctx.Done():
+			return b.ctx.Err()
+		}
+	}
+}
+
+// resolve records the outcome of a confirmed (or channel-lost) message.
+func (b *batchSend) resolve(f inflight) {
+	b.drain() // a return precedes its confirm
+	if r, ok := b.returned[f.idx]; ok {
+		b.results[f.idx] = fmt.Errorf("%w: rabbitmq: no queue is bound to exchange %q for routing key %q (%d %s); subscribe before publishing",
+			driver.ErrUnroutable, b.o.exchange, r.RoutingKey, r.ReplyCode, r.ReplyText)
+		return
+	}
+	if f.dc.Acked() {
+		return
+	}
+	if b.closed || b.pc.ch.IsClosed() {
+		b.closed = true
+		b.retry = append(b.retry, f.idx)
+		return
+	}
+	b.results[f.idx] = fmt.Errorf("%w: rabbitmq: the broker nacked the message (exchange %q)", driver.ErrNacked, b.o.exchange)
+}
+
+// abandon fails what is still unresolved after ctx ended: messages awaiting their confirm may
+// still be delivered; the rest were not published.
+func (b *batchSend) abandon(err error) {
+	for _, f := range b.window[b.head:] {
+		b.results[f.idx] = fmt.Errorf("%w: rabbitmq: no confirm from the broker before the context ended; the message may still be delivered: %w", driver.ErrUnavailable, err)
+	}
+	for _, i := range append(b.retry, b.notSent...) {
+		b.results[i] = fmt.Errorf("%w: rabbitmq: not published: %w", driver.ErrUnavailable, err)
+	}
 }

@@ -46,7 +46,8 @@ func TestConformance(t *testing.T) {
 	url := endpoint(t)
 	rec := newRecorder(t, url)
 	conformance.Run(t, conformance.Harness{
-		Open: func(ctx context.Context, t testing.TB) *transport.Conn { return rec.open(ctx, t, url) },
+		Open:        func(ctx context.Context, t testing.TB) *transport.Conn { return rec.open(ctx, t, url) },
+		Unsupported: map[conformance.Feature]string{conformance.History: "RabbitMQ keeps messages only in queues; a new subscription's queue holds nothing published before it existed"},
 	})
 }
 
@@ -104,12 +105,13 @@ func withPath(t testing.TB, rawURL, path string) string {
 	return rawURL[:i+3+j] + path
 }
 
-// TestUnroutable: with a direct exchange, only messages whose key matches a binding route;
-// the others fail with ErrUnroutable by position, and the rest of the batch is delivered.
-// A topic nobody subscribed to fails entirely.
+// TestUnroutable: with ReportUnroutable and a direct exchange, only messages whose key matches
+// a binding route; the others fail with ErrUnroutable by position, and the rest of the batch
+// is delivered. A topic nobody subscribed to fails entirely — and succeeds (dropped) without
+// ReportUnroutable, the portable default.
 func TestUnroutable(t *testing.T) {
 	url := endpoint(t)
-	c := openConfig(t, rabbitmq.Config{URL: url, ExchangeType: "direct"})
+	c := openConfig(t, rabbitmq.Config{URL: url, ExchangeType: "direct", ReportUnroutable: true})
 	topic := topicName(t)
 	deleteTopology(t, url, []string{topic, topic + ".dlq", topic + "-nobody"}, []string{topic + ".s", topic + ".dlq.s.dlq"})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -145,6 +147,10 @@ func TestUnroutable(t *testing.T) {
 	err = c.Publish(ctx, topic+"-nobody", &message.Message{ID: "a"}, &message.Message{ID: "b"})
 	if !errors.As(err, &pe) || len(pe.Failed) != 2 || !errors.Is(err, transport.ErrUnroutable) {
 		t.Fatalf("publish to a topic without subscriptions: err = %v; want both unroutable", err)
+	}
+	quiet := openConfig(t, rabbitmq.Config{URL: url, ExchangeType: "direct"})
+	if err := quiet.Publish(ctx, topic+"-nobody", &message.Message{ID: "c"}); err != nil {
+		t.Errorf("publish to a topic without subscriptions, ReportUnroutable off: %v; want nil (dropped)", err)
 	}
 }
 
@@ -401,7 +407,7 @@ func TestNacked(t *testing.T) {
 // declared again on the next publish (once), instead of failing with NOT_FOUND forever.
 func TestExchangeDeletedUnderPublisher(t *testing.T) {
 	url := endpoint(t)
-	c := openConfig(t, rabbitmq.Config{URL: url})
+	c := openConfig(t, rabbitmq.Config{URL: url, ReportUnroutable: true})
 	topic := topicName(t)
 	queue := topic + ".raw"
 	deleteTopology(t, url, []string{topic}, []string{queue})

@@ -390,10 +390,11 @@ func (r *receiver) Nack(ctx context.Context, m *message.Message, delay time.Dura
 		return e.c.settle(tag, func(ch *amqp.Channel) error { return ch.Nack(tag, false, true) })
 	}
 	name, args := r.topo.delayQueue(delay)
-	copyPub := retryPublishing(&e.d, m.Attempt+1)
-	id := publishedID(e.d.MessageId, e.d.Headers)
+	copyPub := retryPublishing(&e.d, m, m.Attempt+1)
+	id := publishedID(copyPub.MessageId, copyPub.Headers)
 	o := &outgoing{
 		exchange:   "",
+		mandatory:  true, // the delay queue was declared: a return means it is gone
 		build:      func(int, amqp.Table) (string, amqp.Publishing) { return name, copyPub },
 		id:         func(int) string { return id },
 		bodyLen:    func(int) int { return len(copyPub.Body) },
@@ -516,11 +517,11 @@ func (c *consumer) advance() {
 	}
 }
 
-// sendError handles a failure to send an ack, nack or reject. Those frames carry nothing
+// sendError describes a failure to send an ack, nack or reject. Those frames carry nothing
 // the broker could refuse before it has them, so a failure means the channel or its
 // connection broke: the broker requeues the channel's unacknowledged deliveries and the
-// receiver consumes again on a new channel. The error is dropped (logged at debug level).
+// receiver consumes again on a new channel. The error says so and wraps driver.ErrUnavailable.
 func (c *consumer) sendError(err error) error {
-	c.log.Debug("courier: rabbitmq could not settle a delivery on a broken channel; the broker redelivers it", "error", err)
-	return nil
+	return fmt.Errorf("%w: rabbitmq: the consume channel broke before the delivery was settled; the broker delivers it again: %w",
+		driver.ErrUnavailable, err)
 }

@@ -26,6 +26,9 @@ import (
 func runSub(t *testing.T, c *transport.Conn, topic string, cfg transport.SubscriberConfig, h message.Handler) {
 	t.Helper()
 	ctx := context.Background()
+	if cfg.Order == transport.OrderPublish && !strings.HasSuffix(topic, ".fifo") {
+		cfg.Order = transport.OrderDelivery // a standard queue refuses OrderPublish (TestStandardQueueRefusesPublishOrder)
+	}
 	s, err := c.Subscribe(ctx, topic, "s", cfg)
 	if err != nil {
 		t.Fatalf("subscribe %s: %v", topic, err)
@@ -381,7 +384,7 @@ func TestQueueDeletedWhileConsuming(t *testing.T) {
 	c := open(t, cfg)
 	topic := uniqueQueue(t, ep, "")
 	ctx := context.Background()
-	s, err := c.Subscribe(ctx, topic, "s", transport.SubscriberConfig{DeadLetter: transport.DeadLetterFunc(
+	s, err := c.Subscribe(ctx, topic, "s", transport.SubscriberConfig{Order: transport.OrderDelivery, DeadLetter: transport.DeadLetterFunc(
 		func(context.Context, *message.Message, transport.Failure) error { return nil })})
 	if err != nil {
 		t.Fatal(err)
@@ -602,4 +605,28 @@ func newHangingServer(t *testing.T, hang chan struct{}) string {
 		}
 	}))
 	return srv
+}
+
+// TestStandardQueueRefusesPublishOrder: a standard queue cannot deliver one key's messages in
+// publish order, so a subscriber that promises it (OrderPublish, the default) is refused at
+// Subscribe with ErrUnsupported saying what works instead; OrderDelivery, OrderNone and a FIFO
+// queue are accepted.
+func TestStandardQueueRefusesPublishOrder(t *testing.T) {
+	ep := endpoint(t)
+	c := open(t, testConfig(ep))
+	ctx := context.Background()
+	std := uniqueQueue(t, ep, "")
+	noDLQ := transport.DeadLetterFunc(func(context.Context, *message.Message, transport.Failure) error { return nil })
+	_, err := c.Subscribe(ctx, std, "s", transport.SubscriberConfig{DeadLetter: noDLQ})
+	if !errors.Is(err, transport.ErrUnsupported) || !strings.Contains(err.Error(), "FIFO") || !strings.Contains(err.Error(), "OrderDelivery") {
+		t.Errorf("OrderPublish on a standard queue: err = %v; want ErrUnsupported naming FIFO and OrderDelivery", err)
+	}
+	for _, o := range []transport.Ordering{transport.OrderDelivery, transport.OrderNone} {
+		if _, err := c.Subscribe(ctx, std, "s", transport.SubscriberConfig{Order: o, DeadLetter: noDLQ}); err != nil {
+			t.Errorf("Order %v on a standard queue: %v", o, err)
+		}
+	}
+	if _, err := c.Subscribe(ctx, uniqueQueue(t, ep, ".fifo"), "s", transport.SubscriberConfig{DeadLetter: noDLQ}); err != nil {
+		t.Errorf("OrderPublish on a FIFO queue: %v", err)
+	}
 }

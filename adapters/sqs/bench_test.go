@@ -264,7 +264,7 @@ func BenchmarkConsume(b *testing.B) {
 		topic, _ := e.queue(b)
 		e.courierPublish(b, topic, b.N)
 		ctx := context.Background()
-		sub, err := e.courier.Subscribe(ctx, topic, "bench", transport.SubscriberConfig{Concurrency: 8,
+		sub, err := e.courier.Subscribe(ctx, topic, "bench", transport.SubscriberConfig{Concurrency: 8, Order: transport.OrderDelivery,
 			DeadLetter: transport.DeadLetterFunc(func(context.Context, *message.Message, transport.Failure) error { return nil })})
 		if err != nil {
 			b.Fatal(err)

@@ -54,11 +54,21 @@
 //
 // Headers become String message attributes. SQS allows 10; the adapter uses one
 // ("courier-meta") for the message ID, key and publish time (standard queues have no fields for
-// them) and packs into it whatever does not fit or is not allowed as an attribute: headers
-// beyond 9, names SQS refuses (spaces, non-ASCII, "AWS." prefixes, …), empty values, values with
-// characters SQS refuses. A consumer sees the headers it was sent either way. A payload that is
-// not SQS text (binary, control characters) travels in base64. Capabilities therefore declare
-// no header size limit: headers count toward the message size.
+// them) and packs into it whatever does not fit or is not allowed as an attribute: the headers
+// beyond the free slots, names SQS refuses (spaces, non-ASCII, "AWS." prefixes, …), empty
+// values, values with characters SQS refuses. When headers must be packed, the application's
+// take the native slots first and Courier's own ("courier-…") are packed first, so that plain
+// SQS consumers see the application's attributes. A Courier consumer sees the headers it was
+// sent either way. A payload that is not SQS text (binary, control characters) travels in
+// base64 and an empty one as "-"; such a message carries the String attribute
+// "courier-body-encoding" ("base64" or "empty") so a plain consumer can tell (and a plain
+// producer may set courier-body-encoding=base64 to send binary to Courier). Capabilities
+// therefore declare no header size limit: headers count toward the message size.
+//
+// Credentials: the AWS SDK asks for credentials even against an emulator (ElasticMQ,
+// LocalStack) given as endpoint=; without any in the environment it fails with ErrAccessDenied
+// ("no EC2 IMDS role found"). Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY to any values
+// (or Config.Credentials) for an emulator.
 //
 // # Consuming
 //

@@ -22,13 +22,19 @@ import (
 //
 //   - Body: the payload as is when it is non-empty text SQS accepts (valid UTF-8 of the
 //     characters #x9 #xA #xD #x20–#xD7FF #xE000–#xFFFD #x10000–#x10FFFF); otherwise the payload
-//     in standard base64, or "-" for an empty payload, as the meta attribute's flags say.
+//     in standard base64, or "-" for an empty payload, as the meta attribute's flags say. Such
+//     a message also carries the String attribute "courier-body-encoding", "base64" or
+//     "empty", so that a plain SQS consumer knows the body is not the payload as is. (A
+//     message from another producer with courier-body-encoding=base64 is decoded the same way.)
 //   - Headers: each header whose name is a valid SQS attribute name and whose value is
 //     non-empty SQS text is a String message attribute of the same name, as long as there is
-//     room (SQS allows 10 attributes, one is the meta attribute). The others — overflow beyond
-//     9 (by name order), names SQS refuses (spaces, non-ASCII, "AWS." prefixes, …), empty
-//     values, values with characters SQS refuses — are packed into the meta attribute. A
-//     consumer sees the same map either way.
+//     room (SQS allows 10 attributes; the meta attribute takes one, courier-body-encoding
+//     another when present). When there is not, the application's headers take the native
+//     slots first and Courier's own ("courier-…": dead-letter, retry, encryption, ordering
+//     headers) next, each by name order. The others — overflow, names SQS refuses (spaces,
+//     non-ASCII, "AWS." prefixes, …), empty values, values with characters SQS refuses — are
+//     packed into the meta attribute. A Courier consumer sees the same map either way; a
+//     plain one sees the native attributes.
 //   - The String message attribute "courier-meta": version, flags, message ID, key, publish
 //     time (Unix nanoseconds) and the packed headers, each field written as "<length>:<text>",
 //     or "<length>=<base64>" when the text has characters SQS refuses. Standard queues have no
@@ -50,6 +56,7 @@ import (
 // ones only through Message.As).
 const (
 	attrMeta    = "courier-meta"
+	attrBodyEnc = "courier-body-encoding"
 	metaVersion = '1'
 
 	flagBase64 = 1 << 0 // the body is the payload in base64
@@ -134,7 +141,7 @@ func validAttrName(name string) bool {
 
 // nativeHeader reports whether a header can be its own String attribute.
 func nativeHeader(name, value string) bool {
-	return value != "" && name != attrMeta && validAttrName(name) && textSafe(value)
+	return value != "" && name != attrMeta && name != attrBodyEnc && validAttrName(name) && textSafe(value)
 }
 
 // validFIFOID reports whether s is a valid MessageGroupId / MessageDeduplicationId: 1 to 128
@@ -185,6 +192,17 @@ func (e *encoder) encode(m *message.Message) encoded {
 		body = base64.StdEncoding.EncodeToString(m.Payload)
 	}
 	size := len(body)
+	slots := maxAttributes - 1
+	var bodyEnc string
+	switch {
+	case flags&flagEmpty != 0:
+		bodyEnc = "empty"
+	case flags&flagBase64 != 0:
+		bodyEnc = "base64"
+	}
+	if bodyEnc != "" {
+		slots--
+	}
 
 	eligible := 0
 	for k, v := range m.Headers {
@@ -192,8 +210,7 @@ func (e *encoder) encode(m *message.Message) encoded {
 			eligible++
 		}
 	}
-	slots := maxAttributes - 1
-	attrs := make(map[string]types.MessageAttributeValue, min(eligible, slots)+1)
+	attrs := make(map[string]types.MessageAttributeValue, min(eligible, slots)+2)
 	var packed []string // name, value, name, value, …
 	add := func(k, v string) {
 		attrs[k] = types.MessageAttributeValue{DataType: typeString, StringValue: aws.String(v)}
@@ -208,12 +225,13 @@ func (e *encoder) encode(m *message.Message) encoded {
 			}
 		}
 	} else {
-		// Deterministic choice: the first 9 eligible names in byte order go native.
+		// Deterministic choice: the application's eligible names in byte order go native
+		// first, then Courier's own.
 		names := make([]string, 0, len(m.Headers))
 		for k := range m.Headers {
 			names = append(names, k)
 		}
-		slices.Sort(names)
+		slices.SortFunc(names, headerPriority)
 		for _, k := range names {
 			v := m.Headers[k]
 			if len(attrs) < slots && nativeHeader(k, v) {
@@ -236,6 +254,9 @@ func (e *encoder) encode(m *message.Message) encoded {
 	meta = appendDecimal(meta, int64(len(packed)/2))
 	for _, s := range packed {
 		meta = appendField(meta, s)
+	}
+	if bodyEnc != "" {
+		add(attrBodyEnc, bodyEnc)
 	}
 	metaStr := string(meta)
 	attrs[attrMeta] = types.MessageAttributeValue{DataType: typeString, StringValue: &metaStr}
@@ -267,6 +288,19 @@ func (e *encoder) encode(m *message.Message) encoded {
 		out.entry.MessageDeduplicationId = aws.String(dedup)
 	}
 	return out
+}
+
+// headerPriority orders header names for the native attribute slots: the application's
+// before Courier's own ("courier-" prefix), then by bytes.
+func headerPriority(a, b string) int {
+	ca, cb := strings.HasPrefix(a, message.ReservedPrefix), strings.HasPrefix(b, message.ReservedPrefix)
+	switch {
+	case ca && !cb:
+		return 1
+	case !ca && cb:
+		return -1
+	}
+	return strings.Compare(a, b)
 }
 
 func packedLen(p []string) int {
@@ -438,6 +472,11 @@ func decode(sm *types.Message, m *message.Message) error {
 		m.Key = sm.Attributes[string(types.MessageSystemAttributeNameMessageGroupId)]
 		m.PublishTime = sent
 		m.Payload = []byte(body)
+		if enc := sm.MessageAttributes[attrBodyEnc]; aws.ToString(enc.StringValue) == "base64" {
+			if p, derr := base64.StdEncoding.DecodeString(body); derr == nil {
+				m.Payload = p
+			}
+		}
 	}
 	n := len(sm.MessageAttributes) + len(md.packed)/2
 	if courier {
@@ -446,7 +485,7 @@ func decode(sm *types.Message, m *message.Message) error {
 	if n > 0 {
 		h := make(message.Headers, n)
 		for k, v := range sm.MessageAttributes {
-			if k == attrMeta && courier {
+			if (k == attrMeta && courier) || k == attrBodyEnc {
 				continue
 			}
 			dt := aws.ToString(v.DataType)

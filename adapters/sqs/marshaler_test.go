@@ -318,3 +318,52 @@ func TestCut(t *testing.T) {
 		t.Errorf("byte limit: cut into %v", reqs)
 	}
 }
+
+// TestMarshalApplicationHeadersFirst: with more headers than native slots, the application's
+// headers take the slots before Courier's own ("courier-…", e.g. a dead-letter copy's), and a
+// Courier consumer still sees every header.
+func TestMarshalApplicationHeadersFirst(t *testing.T) {
+	h := message.Headers{"tenant": "acme", "trace-id": "t1", "region": "eu", "user": "u7", "z-last": "z"}
+	for _, k := range []string{"dl-reason", "dl-topic", "dl-subscription", "dl-attempts", "dl-failed-at", "attempt", "enc-key", "seq"} {
+		h[message.ReservedPrefix+k] = "v"
+	}
+	m := &message.Message{ID: "x", Payload: []byte("p"), Headers: h}
+	got, enc := roundTrip(t, encoder{}, m)
+	for _, k := range []string{"tenant", "trace-id", "region", "user", "z-last"} {
+		if _, ok := enc.entry.MessageAttributes[k]; !ok {
+			t.Errorf("application header %q is not a native attribute", k)
+		}
+	}
+	if len(got.Headers) != len(h) {
+		t.Errorf("decoded %d headers; want %d", len(got.Headers), len(h))
+	}
+}
+
+// TestMarshalBodyEncodingAttribute: a binary or empty payload carries courier-body-encoding
+// (base64 / empty) for plain consumers; a text payload does not; Courier consumers do not see
+// it as a header; a plain producer's base64 body with the attribute is decoded.
+func TestMarshalBodyEncodingAttribute(t *testing.T) {
+	for _, tc := range []struct {
+		payload []byte
+		want    string
+	}{{[]byte{0, 0, 0}, "base64"}, {[]byte{}, "empty"}, {[]byte("text"), ""}} {
+		h := message.Headers{}
+		for i := 0; i < 12; i++ {
+			h[fmt.Sprintf("h%02d", i)] = "v"
+		}
+		got, enc := roundTrip(t, encoder{}, &message.Message{ID: "x", Payload: tc.payload, Headers: h})
+		v := enc.entry.MessageAttributes[attrBodyEnc]
+		if aws.ToString(v.StringValue) != tc.want {
+			t.Errorf("payload %q: %s = %q; want %q", tc.payload, attrBodyEnc, aws.ToString(v.StringValue), tc.want)
+		}
+		if _, seen := got.Headers[attrBodyEnc]; seen || string(got.Payload) != string(tc.payload) || len(got.Headers) != len(h) {
+			t.Errorf("payload %q: decoded payload %q, %d headers (%v)", tc.payload, got.Payload, len(got.Headers), seen)
+		}
+	}
+	sm := &types.Message{MessageId: aws.String("plain"), Body: aws.String("AAEC"),
+		MessageAttributes: map[string]types.MessageAttributeValue{attrBodyEnc: {DataType: aws.String("String"), StringValue: aws.String("base64")}}}
+	var m message.Message
+	if err := decode(sm, &m); err != nil || string(m.Payload) != "\x00\x01\x02" || len(m.Headers) != 0 {
+		t.Errorf("plain producer's base64 body: payload %q headers %v err %v", m.Payload, m.Headers, err)
+	}
+}

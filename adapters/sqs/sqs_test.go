@@ -78,7 +78,8 @@ func conformanceHarness(ep string, fifo bool) conformance.Harness {
 			return c
 		},
 		Unsupported: map[conformance.Feature]string{
-			conformance.FanOut: "an SQS queue has no subscriptions: every consumer of a queue competes for its messages (fan-out needs SNS, which this adapter does not use)",
+			conformance.FanOut:      "an SQS queue has no subscriptions: every consumer of a queue competes for its messages (fan-out needs SNS, which this adapter does not use)",
+			conformance.LatestStart: "the queue is the subscription: it keeps what was published to it before anyone subscribed, whatever the start position",
 		},
 	}
 	suffix := ""

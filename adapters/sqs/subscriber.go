@@ -35,6 +35,11 @@ func (d *Driver) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) (d
 	if err != nil {
 		return nil, err
 	}
+	if spec.RequireOrder && !q.fifo {
+		return nil, fmt.Errorf("sqs: subscribe to %q: a standard queue delivers one key's messages out of publish order "+
+			"(best-effort ordering); use a FIFO queue (a name ending in \".fifo\"), the ordering middleware with "+
+			"transport.OrderDelivery, or accept delivery order with transport.OrderDelivery: %w", spec.Topic, driver.ErrUnsupported)
+	}
 	if nd := spec.NativeDeadLetter; nd != nil {
 		if err := d.setRedrive(ctx, q, nd, create); err != nil {
 			return nil, err

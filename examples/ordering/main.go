@@ -113,8 +113,12 @@ func run() error {
 			return err
 		}
 		// A small prefetch, so that the two instances share every customer's events.
+		// OrderDelivery: the middleware restores publish order itself, so the subscriber takes
+		// the broker's delivery order as it comes — on every broker, including SQS standard
+		// queues (which refuse OrderPublish) and Pub/Sub (where OrderPublish turns on message
+		// ordering, which would hold a key's later message back behind the one that waits).
 		sub, err := conn.Subscribe(ctx, topic, "shipping", transport.SubscriberConfig{Concurrency: 2, Prefetch: 2,
-			Middleware: []message.Middleware{ord.Consume()}})
+			Order: transport.OrderDelivery, Middleware: []message.Middleware{ord.Consume()}})
 		if err != nil {
 			return err
 		}
@@ -181,5 +185,8 @@ func run() error {
 	defer j.mu.Unlock()
 	fmt.Printf("   %-6s %s\n", "dave", strings.Join(j.lines["dave"], " → "))
 	fmt.Printf("\n%d events handled, %d out of order\n", j.handled, j.wrong)
+	if j.wrong > 0 {
+		return fmt.Errorf("%d events handled out of order", j.wrong)
+	}
 	return nil
 }

@@ -5,7 +5,8 @@
 //	COURIER_URL=amqp://guest:guest@127.0.0.1:5672/ go run ./examples/quickstart
 //
 // It publishes 20 orders keyed by customer, handles them with 4 workers (one customer's orders
-// in order), and shows the three outcomes a handler can have: success, a transient failure that
+// in order, where the broker can deliver them so; on an SQS standard queue, which cannot, it
+// says so and continues in delivery order), and shows the three outcomes a handler can have: success, a transient failure that
 // is retried, and a failure that ends in the dead-letter topic — either at once (a permanent
 // error) or once the retries run out.
 package main
@@ -73,14 +74,24 @@ func run() error {
 		}
 	}
 
-	sub, err := conn.Subscribe(ctx, topic, "billing", transport.SubscriberConfig{
+	cfg := transport.SubscriberConfig{
 		Concurrency: 4,
 		Retry:       transport.RetryPolicy{MaxAttempts: 3, InitialDelay: 50 * time.Millisecond},
-	})
+	}
+	sub, err := conn.Subscribe(ctx, topic, "billing", cfg)
+	if errors.Is(err, transport.ErrUnsupported) {
+		// The broker cannot deliver one customer's orders in the order they were placed (an
+		// SQS standard queue): say so, and take them in the order it delivers them. The
+		// ordering middleware (examples/ordering) or a FIFO queue would keep publish order.
+		fmt.Printf("note    %v\n        continuing with transport.OrderDelivery: a customer's orders may be handled out of order\n\n", err)
+		cfg.Order = transport.OrderDelivery
+		sub, err = conn.Subscribe(ctx, topic, "billing", cfg)
+	}
 	if err != nil {
 		return err
 	}
-	dlq, err := conn.Subscribe(ctx, conn.DefaultDeadLetterTopic(topic), "billing"+transport.DeadLetterSuffix, transport.SubscriberConfig{})
+	dlq, err := conn.Subscribe(ctx, conn.DefaultDeadLetterTopic(topic), "billing"+transport.DeadLetterSuffix,
+		transport.SubscriberConfig{Order: transport.OrderNone}) // a watcher: order does not matter
 	if err != nil {
 		return err
 	}

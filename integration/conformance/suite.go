@@ -44,6 +44,7 @@ func Run(t *testing.T, h Harness) {
 		{"CloseWaitsForInFlight", testCloseWaitsForInFlight},
 		{"BadInput", testBadInput},
 	}
+	tests = append(tests, portabilityTests...)
 	tests = append(tests, middlewareTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, &h) })
