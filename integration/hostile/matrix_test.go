@@ -344,7 +344,7 @@ func (f *fixture) buildChains(log *slog.Logger) {
 		must(t, err)
 		idem, err := idempotency.New(idempotency.Config{Store: st, Logger: log})
 		must(t, err)
-		steps := []chain.Step{chain.Ordering(ord.Consume(), ord.Publish()), chain.Idempotency(idem.Consume())}
+		steps := []chain.Step{chain.Ordering(ord), chain.Idempotency(idem)}
 		if encrypted {
 			steps = append(steps, chain.Encryption(f.enc))
 		}
