@@ -27,7 +27,7 @@ type gateDriver struct {
 }
 
 func newGate(maxBatch int) *gateDriver {
-	return &gateDriver{caps: transport.Capabilities{Name: "gate", MaxBatch: maxBatch, MaxMessageBytes: 100}, gate: make(chan struct{})}
+	return &gateDriver{caps: transport.Capabilities{Name: "gate", MaxBatch: maxBatch, MaxMessageBytes: 100, Persistent: true}, gate: make(chan struct{})}
 }
 
 func (d *gateDriver) Capabilities() transport.Capabilities { return d.caps }
@@ -310,6 +310,24 @@ func TestCoalesceOffWithOne(t *testing.T) {
 		b := publishAsync(ctx, p, "t", msgs("b1")...)
 		if got := d.seen(); len(got) != 2 {
 			t.Fatalf("CoalesceMessages 1 must send every call on its own at once: %v", got)
+		}
+		d.openGate()
+		<-a
+		<-b
+	})
+}
+
+func TestCoalesceOffInProcess(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newGate(0)
+		d.caps.Persistent = false // like memory://
+		c := transport.NewConn(d, transport.ConnConfig{})
+		p := c.Publisher(transport.PublisherConfig{})
+		ctx := context.Background()
+		a := publishAsync(ctx, p, "t", msgs("a1")...)
+		b := publishAsync(ctx, p, "t", msgs("b1")...)
+		if got := d.seen(); len(got) != 2 {
+			t.Fatalf("an in-process broker must not be coalesced by default: %v", got)
 		}
 		d.openGate()
 		<-a

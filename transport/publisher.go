@@ -22,8 +22,10 @@ type PublisherConfig struct {
 
 	// CoalesceMessages bounds how many messages of concurrent Publish calls to one topic are
 	// merged into one broker batch (see Publisher.Publish). Default: the broker's
-	// Capabilities.MaxBatch, or DefaultCoalesceMessages (1000) when it reports none. 1 turns
-	// merging off: every call is sent on its own.
+	// Capabilities.MaxBatch, or DefaultCoalesceMessages (1000) when it reports none; 1 for a
+	// broker that is not Capabilities.Persistent (memory://: in process, there is no round
+	// trip to share, and handing calls over costs more than it saves). 1 turns merging off:
+	// every call is sent on its own.
 	CoalesceMessages int
 	// CoalesceBytes bounds the message bytes (message.Size) of one merged batch. Default
 	// DefaultCoalesceBytes (1 MiB).
@@ -50,6 +52,9 @@ type Publisher struct {
 func (c *Conn) Publisher(cfg PublisherConfig) *Publisher {
 	p := &Publisher{conn: c}
 	msgs, bytes := cfg.CoalesceMessages, cfg.CoalesceBytes
+	if msgs <= 0 && !c.caps.Persistent {
+		msgs = 1 // an in-process broker (memory://) has no round trip to share
+	}
 	if msgs <= 0 {
 		msgs = c.caps.MaxBatch
 	}
