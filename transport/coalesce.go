@@ -23,7 +23,7 @@ const (
 var errLead = errors.New("courier: lead the batch")
 
 // coalescer merges concurrent publishes to one topic into one driver batch. Per topic at most
-// one batch that is not full is in flight: the first call goes at once; calls that arrive while
+// depth batches that are not full are in flight (1 by default): the first call goes at once; calls that arrive while
 // it is in flight queue, and the queue goes as the next batch as soon as the one in flight
 // returns, sent by the first queued caller. A queue that reaches the bounds goes at once. No
 // goroutine and no timer is involved: callers send batches themselves.
@@ -31,6 +31,7 @@ type coalescer struct {
 	send     message.PublishFunc // sends one merged batch; indexes of its errors refer to it
 	maxMsgs  int
 	maxBytes int
+	depth    int // batches that were not full allowed in flight per topic
 
 	mu     sync.Mutex
 	topics map[string]*topicQueue
@@ -39,9 +40,10 @@ type coalescer struct {
 // topicQueue is one topic's state. It exists while the topic's batch that was not full is in
 // flight; calls that arrive meanwhile wait in it.
 type topicQueue struct {
-	queue []*call // calls waiting for the next batch, in arrival order
-	msgs  int     // messages in queue
-	bytes int     // message bytes in queue
+	flying int     // batches that were not full in flight
+	queue  []*call // calls waiting for the next batch, in arrival order
+	msgs   int     // messages in queue
+	bytes  int     // message bytes in queue
 }
 
 // call is one Publish waiting in a queue.
@@ -55,8 +57,8 @@ type call struct {
 	count bool       // the batch is the topic's one that was not full
 }
 
-func newCoalescer(send message.PublishFunc, maxMsgs, maxBytes int) *coalescer {
-	return &coalescer{send: send, maxMsgs: maxMsgs, maxBytes: maxBytes, topics: map[string]*topicQueue{}}
+func newCoalescer(send message.PublishFunc, maxMsgs, maxBytes, depth int) *coalescer {
+	return &coalescer{send: send, maxMsgs: maxMsgs, maxBytes: maxBytes, depth: depth, topics: map[string]*topicQueue{}}
 }
 
 // publish is the PublishFunc under the middleware: it sends msgs, merged with concurrent
@@ -72,14 +74,18 @@ func (c *coalescer) publish(ctx context.Context, topic string, msgs []*message.M
 	full := len(msgs) >= c.maxMsgs || size >= c.maxBytes
 	c.mu.Lock()
 	q := c.topics[topic]
-	if full || q == nil {
+	if full || q == nil || q.flying < c.depth {
 		// Nothing in flight (or a batch that needs no company): go at once, after what
 		// is already queued.
 		if q != nil && len(q.queue) > 0 {
 			c.flushLocked(q, false)
 		}
 		if !full {
-			c.topics[topic] = &topicQueue{}
+			if q == nil {
+				q = &topicQueue{}
+				c.topics[topic] = q
+			}
+			q.flying++
 		}
 		c.mu.Unlock()
 		err := c.send(ctx, topic, msgs)
@@ -111,6 +117,9 @@ func (c *coalescer) flushLocked(q *topicQueue, counted bool) {
 	q.queue, q.msgs, q.bytes = nil, 0, 0
 	for _, k := range batch {
 		k.taken = true
+	}
+	if counted {
+		q.flying++
 	}
 	lead := batch[0]
 	lead.batch, lead.count = batch, counted
@@ -195,8 +204,11 @@ func (c *coalescer) finish(topic string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	q := c.topics[topic]
+	q.flying--
 	if len(q.queue) == 0 {
-		delete(c.topics, topic)
+		if q.flying == 0 {
+			delete(c.topics, topic)
+		}
 		return
 	}
 	c.flushLocked(q, true)

@@ -433,3 +433,31 @@ func TestCoalesceConcurrent(t *testing.T) {
 		t.Fatalf("sent %d messages, want %d", total, want)
 	}
 }
+
+func TestCoalesceInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newGate(0)
+		c := transport.NewConn(d, transport.ConnConfig{})
+		p := c.Publisher(transport.PublisherConfig{CoalesceInFlight: 2})
+		ctx := context.Background()
+		res := []chan error{
+			publishAsync(ctx, p, "t", msgs("a1")...),
+			publishAsync(ctx, p, "t", msgs("b1")...),
+			publishAsync(ctx, p, "t", msgs("c1")...),
+			publishAsync(ctx, p, "t", msgs("d1")...),
+		}
+		if got := d.seen(); len(got) != 2 {
+			t.Fatalf("two batches may be in flight, then calls queue: %v", got)
+		}
+		d.openGate()
+		for _, ch := range res {
+			if err := <-ch; err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := [][]string{{"a1"}, {"b1"}, {"c1", "d1"}}
+		if got := d.seen(); !slices.EqualFunc(got, want, slices.Equal) {
+			t.Fatalf("batches %v, want %v", got, want)
+		}
+	})
+}

@@ -30,12 +30,16 @@ type PublisherConfig struct {
 	// CoalesceBytes bounds the message bytes (message.Size) of one merged batch. Default
 	// DefaultCoalesceBytes (1 MiB).
 	CoalesceBytes int
+	// CoalesceInFlight is how many batches of one topic may be in flight before further
+	// calls queue for the next batch. Default 1: the queue goes as soon as the batch in
+	// flight returns. More overlaps broker round trips at the cost of smaller batches.
+	CoalesceInFlight int
 }
 
 // Validate reports whether the configuration can be used.
 func (c PublisherConfig) Validate() error {
-	if c.CoalesceMessages < 0 || c.CoalesceBytes < 0 {
-		return fmt.Errorf("courier: publisher: %w: CoalesceMessages and CoalesceBytes must not be negative", ErrInvalidConfig)
+	if c.CoalesceMessages < 0 || c.CoalesceBytes < 0 || c.CoalesceInFlight < 0 {
+		return fmt.Errorf("courier: publisher: %w: CoalesceMessages, CoalesceBytes and CoalesceInFlight must not be negative", ErrInvalidConfig)
 	}
 	return nil
 }
@@ -64,7 +68,7 @@ func (c *Conn) Publisher(cfg PublisherConfig) *Publisher {
 	if bytes <= 0 {
 		bytes = DefaultCoalesceBytes
 	}
-	p.fn = message.ChainPublish(cfg.Middleware...)(newCoalescer(p.send, msgs, bytes).publish)
+	p.fn = message.ChainPublish(cfg.Middleware...)(newCoalescer(p.send, msgs, bytes, max(1, cfg.CoalesceInFlight)).publish)
 	return p
 }
 
