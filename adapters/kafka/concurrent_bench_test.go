@@ -21,7 +21,8 @@ import (
 
 // The service's publish pattern: conc goroutines each publish one 256-byte message and wait
 // for its acks=all acknowledgement; one op is one message. "courier" runs at the defaults
-// (concurrent calls coalesced into one batch); "courier-uncoalesced" sends every call on its
+// (concurrent calls coalesced into one batch); "courier-inflight2" lets two batches of the
+// topic be in flight (PublisherConfig.CoalesceInFlight); "courier-uncoalesced" sends every call on its
 // own with the former 2ms batch timeout (the figures before coalescing); "raw" is one shared
 // kafka-go Writer with the adapter's former settings (2ms batch timeout, batches of 1000).
 
@@ -72,6 +73,14 @@ func BenchmarkPublishSingles(b *testing.B) {
 				topic := benchTopic(b, c)
 				runSingles(b, conc, func(ctx context.Context) error {
 					return c.Publish(ctx, topic, &message.Message{Payload: payload})
+				})
+			})
+			b.Run("courier-inflight2", func(b *testing.B) {
+				c := openKafka(b, addrs, 0)
+				topic := benchTopic(b, c)
+				p := c.Publisher(transport.PublisherConfig{CoalesceInFlight: 2})
+				runSingles(b, conc, func(ctx context.Context) error {
+					return p.Publish(ctx, topic, &message.Message{Payload: payload})
 				})
 			})
 			b.Run("courier-uncoalesced", func(b *testing.B) {

@@ -40,7 +40,7 @@ func runSingles(b *testing.B, conc int, publish func(ctx context.Context) error)
 
 // BenchmarkPublishSingles: the service's publish pattern. conc goroutines each publish one
 // persistent 256-byte message and wait for its confirm. "courier" coalesces concurrent calls
-// (the default), "courier-uncoalesced" sends every call on its own (the figure before
+// (the default), "courier-inflight2" lets two batches be in flight, "courier-uncoalesced" sends every call on its own (the figure before
 // coalescing), "raw" is amqp091 with confirms on one shared channel, each goroutine waiting
 // for its own deferred confirm.
 func BenchmarkPublishSingles(b *testing.B) {
@@ -49,16 +49,14 @@ func BenchmarkPublishSingles(b *testing.B) {
 	payload := make([]byte, benchPayload)
 	for _, conc := range []int{1, 16, 64} {
 		b.Run("conc="+strconv.Itoa(conc), func(b *testing.B) {
-			for _, coalesce := range []int{0, 1} {
-				name := "courier"
-				if coalesce == 1 {
-					name = "courier-uncoalesced"
-				}
+			for name, cfg := range map[string]transport.PublisherConfig{
+				"courier": {}, "courier-inflight2": {CoalesceInFlight: 2}, "courier-uncoalesced": {CoalesceMessages: 1},
+			} {
 				b.Run(name, func(b *testing.B) {
 					c := openConfig(b, rabbitmq.Config{URL: url})
 					topic := benchName("singles")
 					benchTopology(b, admin, topic)
-					p := c.Publisher(transport.PublisherConfig{CoalesceMessages: coalesce})
+					p := c.Publisher(cfg)
 					runSingles(b, conc, func(ctx context.Context) error {
 						return p.Publish(ctx, topic, &message.Message{Payload: payload})
 					})
