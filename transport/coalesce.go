@@ -88,11 +88,10 @@ func (c *coalescer) publish(ctx context.Context, topic string, msgs []*message.M
 			q.flying++
 		}
 		c.mu.Unlock()
-		err := c.send(ctx, topic, msgs)
 		if !full {
-			c.finish(topic)
+			defer c.finish(topic) // even if the driver panics: the queue must go on
 		}
-		return err
+		return c.send(ctx, topic, msgs)
 	}
 	if len(q.queue) > 0 && (q.msgs+len(msgs) > c.maxMsgs || q.bytes+size > c.maxBytes) {
 		// This call would overflow the queue: the queue goes now as a full batch, led by
@@ -111,7 +110,7 @@ func (c *coalescer) publish(ctx context.Context, topic string, msgs []*message.M
 }
 
 // flushLocked takes q's queue as one batch and hands it to its first caller to send. counted
-// marks the batch as the topic's one batch that was not full.
+// marks a batch that was not full: it counts toward the topic's batches in flight.
 func (c *coalescer) flushLocked(q *topicQueue, counted bool) {
 	batch := q.queue
 	q.queue, q.msgs, q.bytes = nil, 0, 0
@@ -167,6 +166,19 @@ func (c *coalescer) removeLocked(q *topicQueue, me *call) {
 // lead sends the batch me heads, gives every caller in it its own result, and returns me's.
 func (c *coalescer) lead(topic string, me *call) error {
 	batch := me.batch
+	if me.count {
+		defer c.finish(topic)
+	}
+	served := false
+	defer func() {
+		if !served { // the driver panicked: the others must not wait forever
+			for _, k := range batch {
+				if k != me {
+					k.done <- fmt.Errorf("courier: publish to %q: outcome unknown: %w: the adapter panicked", topic, ErrUnavailable)
+				}
+			}
+		}
+	}()
 	var mine error
 	if len(batch) == 1 {
 		mine = c.send(me.ctx, topic, me.msgs)
@@ -193,9 +205,7 @@ func (c *coalescer) lead(topic string, me *call) error {
 			}
 		}
 	}
-	if me.count {
-		c.finish(topic)
-	}
+	served = true
 	return mine
 }
 
