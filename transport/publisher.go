@@ -19,10 +19,30 @@ type PublisherConfig struct {
 	// batch it returns an error. It runs after IDs and publish times are set and before the
 	// size check, so it sees final IDs and its additions count toward the broker's limit.
 	Middleware []message.PublishMiddleware
+
+	// CoalesceMessages bounds how many messages of concurrent Publish calls to one topic are
+	// merged into one broker batch (see Publisher.Publish). Default: the broker's
+	// Capabilities.MaxBatch, or DefaultCoalesceMessages (1000) when it reports none; 1 for a
+	// broker that is not Capabilities.Persistent (memory://: in process, there is no round
+	// trip to share, and handing calls over costs more than it saves). 1 turns merging off:
+	// every call is sent on its own.
+	CoalesceMessages int
+	// CoalesceBytes bounds the message bytes (message.Size) of one merged batch. Default
+	// DefaultCoalesceBytes (1 MiB).
+	CoalesceBytes int
+	// CoalesceInFlight is how many batches of one topic may be in flight before further
+	// calls queue for the next batch. Default 1: the queue goes as soon as the batch in
+	// flight returns. More overlaps broker round trips at the cost of smaller batches.
+	CoalesceInFlight int
 }
 
 // Validate reports whether the configuration can be used.
-func (c PublisherConfig) Validate() error { return nil }
+func (c PublisherConfig) Validate() error {
+	if c.CoalesceMessages < 0 || c.CoalesceBytes < 0 || c.CoalesceInFlight < 0 {
+		return fmt.Errorf("courier: publisher: %w: CoalesceMessages, CoalesceBytes and CoalesceInFlight must not be negative", ErrInvalidConfig)
+	}
+	return nil
+}
 
 // Publisher publishes messages through a chain of publish middleware. It is safe for
 // concurrent use and costs nothing to keep; create one per middleware chain.
@@ -31,10 +51,24 @@ type Publisher struct {
 	fn   message.PublishFunc
 }
 
-// Publisher returns a publisher that runs cfg.Middleware around every publish.
+// Publisher returns a publisher that runs cfg.Middleware around every publish. Negative
+// Coalesce bounds count as their defaults.
 func (c *Conn) Publisher(cfg PublisherConfig) *Publisher {
 	p := &Publisher{conn: c}
-	p.fn = message.ChainPublish(cfg.Middleware...)(p.send)
+	msgs, bytes := cfg.CoalesceMessages, cfg.CoalesceBytes
+	if msgs <= 0 && !c.caps.Persistent {
+		msgs = 1 // an in-process broker (memory://) has no round trip to share
+	}
+	if msgs <= 0 {
+		msgs = c.caps.MaxBatch
+	}
+	if msgs <= 0 {
+		msgs = DefaultCoalesceMessages
+	}
+	if bytes <= 0 {
+		bytes = DefaultCoalesceBytes
+	}
+	p.fn = message.ChainPublish(cfg.Middleware...)(newCoalescer(p.send, msgs, bytes, max(1, cfg.CoalesceInFlight)).publish)
 	return p
 }
 
@@ -50,6 +84,18 @@ func (c *Conn) Publisher(cfg PublisherConfig) *Publisher {
 //     batch is sent, and the *PublishError lists every offending message;
 //   - a *PublishError when some messages were not accepted (too large for the broker, nacked,
 //     unroutable): the others were published.
+//
+// Concurrent calls to one topic share broker batches. Middleware runs per call; then a call
+// is sent at once when no batch of the topic is in flight, and otherwise waits for the one in
+// flight to return and goes with the calls that arrived meanwhile, as one batch, in arrival
+// order (a call's messages stay together and in order). A single caller therefore waits no
+// longer than without merging, and many callers make few broker requests. Each call gets its
+// own result: the errors above, with indexes into its own msgs. A merged batch is bounded by
+// PublisherConfig.CoalesceMessages and CoalesceBytes (a full batch goes at once, even while
+// another is in flight); a call larger than the bounds goes alone. When ctx ends while the
+// call waits, its messages are withdrawn and it returns an error wrapping ctx's cause; once
+// they are in flight, it returns at once with its outcome unknown, and the batch goes on for
+// the other callers (the first caller of a merged batch sends it and waits for it).
 func (p *Publisher) Publish(ctx context.Context, topic string, msgs ...*message.Message) error {
 	if p.conn.closed.Load() {
 		return fmt.Errorf("courier: publish to %q: %w", topic, ErrClosed)

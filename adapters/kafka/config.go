@@ -22,7 +22,7 @@ const (
 	DefaultPort              = "9092"
 	DefaultDialTimeout       = 5 * time.Second
 	DefaultRequestTimeout    = 10 * time.Second
-	DefaultBatchTimeout      = 2 * time.Millisecond
+	DefaultBatchTimeout      = 50 * time.Microsecond
 	DefaultBatchSize         = 1000
 	DefaultMaxMessageBytes   = 1_000_000 // message.Size(); the broker's message.max.bytes is 1 MiB + 12 and counts record overhead
 	DefaultSessionTimeout    = 10 * time.Second
@@ -131,7 +131,9 @@ type Config struct {
 	// Acks is the durability a publish waits for. Default AcksAll.
 	Acks Acks
 	// BatchTimeout is how long a partition's batch waits for more records before it is
-	// sent. It is also the extra latency of a lone publish. Default 2ms.
+	// sent. It is also the extra latency of a lone publish. Default 50µs: Courier's publisher
+	// already merges concurrent Publish calls into one batch per call (transport coalescing),
+	// so waiting for company here only delays them; kafka-go's own default is 1s.
 	BatchTimeout time.Duration
 	// BatchSize is the most records per partition in one produce request. Default 1000.
 	BatchSize int

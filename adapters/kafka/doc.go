@@ -28,9 +28,9 @@
 //
 // One kafka-go Writer serves every topic. Publish returns nil only once each partition leader
 // acknowledged its records with acks=all (every in-sync replica; Config.Acks can lower it to
-// the leader only). Records of concurrent publishes share produce requests; a partition's
-// batch waits Config.BatchTimeout (2ms) for company, so a lone publish is not held for
-// kafka-go's default second. A message's Key is the record key, and keyed records are placed
+// the leader only). Concurrent publishes are merged into one batch per call by Courier's
+// publisher; a partition's batch then waits only Config.BatchTimeout (50µs) for company, so a
+// lone publish is not held for kafka-go's default second. A message's Key is the record key, and keyed records are placed
 // by murmur2 of the key — the partitioner of the Java client — so every Kafka client agrees
 // on which partition holds a key; records without a key are spread round-robin. kafka-go has
 // no idempotent producer: its retries after a lost acknowledgement can duplicate records.

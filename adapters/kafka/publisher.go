@@ -16,7 +16,7 @@ import (
 // documentation), then writes the batch through one shared kafka-go Writer and waits: it
 // returns nil only once every partition leader acknowledged its records with the configured
 // Acks (all in-sync replicas by default). Concurrent publishes to one partition share
-// produce requests; a lone publish waits Config.BatchTimeout (2ms) for company.
+// produce requests; a lone publish waits Config.BatchTimeout (50µs) for company.
 //
 // kafka-go reports errors per partition batch; every message of a failed batch is listed
 // in the *driver.PublishError, the others were stored. When ctx ends first, the whole
