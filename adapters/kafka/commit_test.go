@@ -302,10 +302,10 @@ func TestAckCommitsContiguousPrefix(t *testing.T) {
 	}
 	steps := []struct {
 		ack  []int64
-		want int64 // committed offset afterwards (-1: none)
+		want int64 // committed offset afterwards (0: the start Subscribe committed, nothing acked)
 	}{
-		{[]int64{3, 5}, -1},
-		{[]int64{1}, -1},
+		{[]int64{3, 5}, 0},
+		{[]int64{1}, 0},
 		{[]int64{0}, 2},
 		{[]int64{2}, 4},
 		{[]int64{9, 8, 6}, 4},

@@ -106,9 +106,10 @@ func kafkaURL(t testing.TB, extra string) string {
 // openConn opens a connection closed at the end of the test.
 func openConn(t testing.TB, extra string) *transport.Conn {
 	t.Helper()
+	u := kafkaURL(t, extra) // may start a container first: not within the open's timeout
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := transport.Open(ctx, kafkaURL(t, extra))
+	c, err := transport.Open(ctx, u)
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}

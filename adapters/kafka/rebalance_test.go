@@ -117,8 +117,9 @@ func TestRevokedAcksAreNotCommitted(t *testing.T) {
 		t.Fatalf("late ack: %v", err)
 	}
 	for p := 0; p < 2; p++ {
-		if got := committedAt(ctx, t, d, group, topic, p); got != -1 {
-			t.Errorf("partition %d: committed %d after acks of a revoked generation; want nothing committed", p, got)
+		// Subscribe committed the start (offset 0 of the empty topic); acks would move it on.
+		if got := committedAt(ctx, t, d, group, topic, p); got > 0 {
+			t.Errorf("partition %d: committed %d after acks of a revoked generation; want only the start (0)", p, got)
 		}
 	}
 
