@@ -21,7 +21,14 @@ import (
 	"github.com/courierhq/courier/transport"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// The integration tests link the Pub/Sub client: its OpenCensus dependency starts a worker
+// from a package init that lives for the process, and its stream keep-alive goroutine notices
+// a finished Receive only when its 10-second ticker fires (see adapters/gcppubsub's tests).
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
+		goleak.IgnoreTopFunction("cloud.google.com/go/pubsub/v2.(*messageIterator).streamKeepAliveHandler"))
+}
 
 func newConn(t *testing.T) (*transport.Conn, *memory.Broker) {
 	t.Helper()
