@@ -105,7 +105,7 @@ func TestIntegrationTailDeletesAndDLQList(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			topic := "courier-cli-" + name + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 			code, stdout, stderr := runCmd(t, "", "dlq", "list", "-url", url, "-topic", topic, "-subscription", topic+"-s", "-wait", "2s")
-			if code != 0 || !strings.Contains(stdout, "listed 0 dead-lettered message(s)") {
+			if code != 0 || !strings.Contains(stdout, "listed 0 of 0 dead-lettered message(s)") {
 				t.Errorf("dlq list: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 			}
 			if name == "sqs" {
@@ -119,6 +119,56 @@ func TestIntegrationTailDeletesAndDLQList(t *testing.T) {
 			}
 			if !strings.Contains(out.String(), "deleted subscription courier-tail-") {
 				t.Errorf("tail output %q; want the subscription deleted", out.String())
+			}
+		})
+	}
+}
+
+// TestIntegrationDLQListLeavesMessages: dlq list shows dead-lettered messages and leaves them
+// in place, so a second list sees them again. Kafka is left out: a listing group that commits
+// nothing starts at the latest offset each time.
+func TestIntegrationDLQListLeavesMessages(t *testing.T) {
+	for name, url := range brokerURLs(t) {
+		if name == "kafka" {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			base := "courier-dlql-" + name + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+			dead, sub := base+"-dead", base+"-s"
+			list := func(n string) (int, string, string) {
+				return runCmd(t, "", "dlq", "list", "-url", url, "-topic", base, "-dlq-topic", dead, "-subscription", sub, "-n", n, "-wait", "3s")
+			}
+			// Create the dead-letter subscription. Not on SQS, where the queue is the
+			// subscription and publishing creates it: a listing that ended leaves its long
+			// poll open at ElasticMQ, which would take the messages published next and keep
+			// them invisible for the visibility timeout.
+			if name != "sqs" {
+				if code, _, stderr := list("1"); code != 0 {
+					t.Fatalf("first list: %s", stderr)
+				}
+			}
+			code, _, stderr := runCmd(t, "a\nb\nc\n", "publish", "-url", url, "-topic", dead, "-id", base)
+			if code != 0 {
+				t.Fatalf("publish: %s", stderr)
+			}
+			code, stdout, stderr := list("2")
+			if code != 0 || !strings.Contains(stdout, "listed 2 of 3 dead-lettered message(s)") {
+				t.Fatalf("list 2: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+			}
+			if name == "pubsub" {
+				// Known: a Pub/Sub nack sent just before the listing closes its stream may not
+				// reach the emulator; the message then returns after its ack deadline, so an
+				// immediate second listing can miss it. See the README (dlq list).
+				return
+			}
+			code, stdout, stderr = list("10")
+			if code != 0 || !strings.Contains(stdout, "listed 3 of 3 dead-lettered message(s)") {
+				t.Fatalf("list 10 after list 2: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+			}
+			for _, id := range []string{base + "-0", base + "-1", base + "-2"} {
+				if !strings.Contains(stdout, "id="+id) {
+					t.Errorf("message %s not listed: %q", id, stdout)
+				}
 			}
 		})
 	}

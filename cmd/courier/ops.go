@@ -71,17 +71,20 @@ func dlq(ctx context.Context, args []string, out io.Writer) error {
 	return usageError("dlq: unknown command %q; %s", args[0], strings.TrimPrefix(dlqUsage, "dlq: "))
 }
 
-// dlqList prints up to -n dead-lettered messages without removing them: it receives them and
-// gives each back (Puller.Release) once all are printed. On brokers that count deliveries
-// (RabbitMQ quorum queues, SQS, Pub/Sub) a listed message's count goes up by one; on Kafka
-// nothing is committed, so the messages stay where they were.
+// dlqList counts the dead-lettered messages (up to -scan) and prints the first -n, without
+// removing them: it receives them all, then gives each back (Puller.Release). Receiving them
+// all, rather than the first n, leaves no message fetched ahead by the client and forgotten
+// (SQS, Pub/Sub would keep those invisible until their visibility timeout or ack deadline).
+// On brokers that count deliveries (RabbitMQ quorum queues, SQS, Pub/Sub) each message's
+// count goes up by one; on Kafka nothing is committed, so the messages stay where they were.
 func dlqList(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("dlq list", flag.ContinueOnError)
 	url := fs.String("url", "", "broker URL (default $COURIER_URL, else memory://)")
 	topic := fs.String("topic", "", "the original topic whose dead-letter topic to read (required)")
 	sub := fs.String("subscription", "", "the subscription whose dead-lettered messages to list (required)")
 	dlqTopic := fs.String("dlq-topic", "", "dead-letter topic (default: the broker's default for -topic)")
-	n := fs.Int("n", 10, "list at most this many messages")
+	n := fs.Int("n", 10, "print at most this many messages")
+	scan := fs.Int("scan", 1000, "count at most this many messages (all are held until the listing ends)")
 	wait := fs.Duration("wait", 5*time.Second, "stop once no message arrived for this long")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -89,8 +92,8 @@ func dlqList(ctx context.Context, args []string, out io.Writer) error {
 	if *topic == "" || *sub == "" {
 		return usageError("dlq list: -topic and -subscription are required")
 	}
-	if *n < 1 {
-		return usageError("dlq list: -n must be at least 1")
+	if *n < 1 || *scan < *n {
+		return usageError("dlq list: want 1 <= -n <= -scan")
 	}
 	conn, err := open(ctx, *url)
 	if err != nil {
@@ -102,13 +105,13 @@ func dlqList(ctx context.Context, args []string, out io.Writer) error {
 		dt = conn.DefaultDeadLetterTopic(*topic)
 	}
 	name := *sub + transport.DeadLetterSuffix
-	p, err := conn.Pull(ctx, dt, name, transport.PullConfig{Prefetch: max(*n, 16)})
+	p, err := conn.Pull(ctx, dt, name, transport.PullConfig{})
 	if err != nil {
 		return err
 	}
 	defer p.Close(context.Background())
-	msgs, err := pullUpTo(ctx, p, *n, *wait)
-	for _, m := range msgs {
+	msgs, err := pullUpTo(ctx, p, *scan, *wait)
+	for _, m := range msgs[:min(*n, len(msgs))] {
 		printMessage(out, m)
 	}
 	for _, m := range msgs {
@@ -117,10 +120,11 @@ func dlqList(ctx context.Context, args []string, out io.Writer) error {
 		}
 	}
 	more := ""
-	if len(msgs) == *n {
+	if len(msgs) == *scan {
 		more = "; there may be more"
 	}
-	fmt.Fprintf(out, "listed %d dead-lettered message(s) from %s, subscription %s (left in place%s)\n", len(msgs), dt, name, more)
+	fmt.Fprintf(out, "listed %d of %d dead-lettered message(s) from %s, subscription %s (left in place%s)\n",
+		min(*n, len(msgs)), len(msgs), dt, name, more)
 	return err
 }
 

@@ -136,7 +136,7 @@ func TestDLQListEmpty(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if stdout != "listed 0 dead-lettered message(s) from t.dlq, subscription s.dlq (left in place)\n" {
+	if stdout != "listed 0 of 0 dead-lettered message(s) from t.dlq, subscription s.dlq (left in place)\n" {
 		t.Errorf("stdout %q", stdout)
 	}
 	if code, _, _ := runCmd(t, "", "dlq", "list", "-url", "memory://", "-topic", "t"); code != 2 {
