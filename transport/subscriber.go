@@ -189,6 +189,7 @@ type Subscriber struct {
 	state   int // subIdle, subRunning, subDone
 	stop    context.CancelFunc
 	stopped chan struct{}
+	runErr  error // what Run returned, for Status
 }
 
 const (
@@ -303,7 +304,7 @@ func (s *Subscriber) Run(ctx context.Context, h message.Handler) error {
 	err := e.run(runCtx)
 
 	s.mu.Lock()
-	s.state = subDone
+	s.state, s.runErr = subDone, err
 	close(s.stopped)
 	s.mu.Unlock()
 	s.conn.untrack(s)
