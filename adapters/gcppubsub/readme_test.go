@@ -1,18 +1,13 @@
 package gcppubsub
 
 import (
-	"os"
 	"testing"
+
+	"github.com/courierhq/courier/internal/urlparam/urlparamtest"
 )
 
 // TestREADMEParameters: the README's parameter table for this adapter is the one
 // ConfigFromURL parses (every row with its default, and no other row).
 func TestREADMEParameters(t *testing.T) {
-	doc, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := urlParams.CheckDoc(string(doc), "gcppubsub"); err != nil {
-		t.Error(err)
-	}
+	urlparamtest.CheckREADME(t, func(doc string) error { return urlParams.CheckDoc(doc, "gcppubsub") })
 }
