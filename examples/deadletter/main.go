@@ -61,6 +61,7 @@ func run() error {
 	var mu sync.Mutex
 	var handled []string
 	sub, err := conn.Subscribe(ctx, topic, "billing", transport.SubscriberConfig{
+		Order:      transport.OrderDelivery, // order does not matter here; SQS standard queues keep no other
 		DeadLetter: dest,
 		Retry:      transport.RetryPolicy{MaxAttempts: 3, InitialDelay: 20 * time.Millisecond},
 	})

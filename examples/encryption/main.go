@@ -76,11 +76,14 @@ func run() error {
 	}
 	pub := conn.Publisher(transport.PublisherConfig{Middleware: []message.PublishMiddleware{producer.Publish(), onTheWire}})
 
-	sub, err := conn.Subscribe(ctx, topic, "ledger", transport.SubscriberConfig{Middleware: []message.Middleware{consumer.Consume()}})
+	sub, err := conn.Subscribe(ctx, topic, "ledger", transport.SubscriberConfig{
+		Order:      transport.OrderDelivery, // order does not matter here; SQS standard queues keep no other
+		Middleware: []message.Middleware{consumer.Consume()}})
 	if err != nil {
 		return err
 	}
-	dlq, err := conn.Subscribe(ctx, conn.DefaultDeadLetterTopic(topic), "ledger"+transport.DeadLetterSuffix, transport.SubscriberConfig{})
+	dlq, err := conn.Subscribe(ctx, conn.DefaultDeadLetterTopic(topic), "ledger"+transport.DeadLetterSuffix,
+		transport.SubscriberConfig{Order: transport.OrderNone}) // a watcher: order does not matter
 	if err != nil {
 		return err
 	}

@@ -94,6 +94,7 @@ func oneSubscriber(ctx context.Context, conn *transport.Conn, store idempotency.
 	}
 	var a acks
 	sub, err := conn.Subscribe(ctx, topic, "ledger", transport.SubscriberConfig{
+		Order:      transport.OrderDelivery, // duplicates, not order, are the point; SQS standard queues keep no other
 		Retry:      transport.RetryPolicy{InitialDelay: 50 * time.Millisecond},
 		Middleware: []message.Middleware{a.middleware, idem.Consume()},
 	})
@@ -150,7 +151,7 @@ func twoInstances(ctx context.Context, conn *transport.Conn, store idempotency.S
 			stop()
 			return err
 		}
-		sub, err := conn.Subscribe(ctx, topic, "ledger", transport.SubscriberConfig{Concurrency: 2, Prefetch: 2,
+		sub, err := conn.Subscribe(ctx, topic, "ledger", transport.SubscriberConfig{Concurrency: 2, Prefetch: 2, Order: transport.OrderDelivery,
 			Middleware: []message.Middleware{a.middleware, idem.Consume()}})
 		if err != nil {
 			stop()

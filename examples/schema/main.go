@@ -66,11 +66,14 @@ func run() error {
 		return err
 	}
 
-	sub, err := conn.Subscribe(ctx, topic, "billing", transport.SubscriberConfig{Middleware: []message.Middleware{v.Consume()}})
+	sub, err := conn.Subscribe(ctx, topic, "billing", transport.SubscriberConfig{
+		Order:      transport.OrderDelivery, // order does not matter here; SQS standard queues keep no other
+		Middleware: []message.Middleware{v.Consume()}})
 	if err != nil {
 		return err
 	}
-	dlq, err := conn.Subscribe(ctx, conn.DefaultDeadLetterTopic(topic), "billing"+transport.DeadLetterSuffix, transport.SubscriberConfig{})
+	dlq, err := conn.Subscribe(ctx, conn.DefaultDeadLetterTopic(topic), "billing"+transport.DeadLetterSuffix,
+		transport.SubscriberConfig{Order: transport.OrderNone}) // a watcher: order does not matter
 	if err != nil {
 		return err
 	}
