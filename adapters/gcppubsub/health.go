@@ -25,12 +25,13 @@ func (d *Driver) Ping(ctx context.Context) error {
 }
 
 // DeleteSubscription implements driver.SubscriptionDeleter: it deletes the Pub/Sub
-// subscription (project-global, with its prefix). One that does not exist is not an error.
-func (d *Driver) DeleteSubscription(ctx context.Context, _, subscription string) error {
+// subscription (its ID names the topic too, see subscriptionIDFor). One that does not exist
+// is not an error.
+func (d *Driver) DeleteSubscription(ctx context.Context, topic, subscription string) error {
 	if d.closed.Load() {
 		return fmt.Errorf("pubsub: delete subscription: %w", driver.ErrClosed)
 	}
-	id, err := d.subscriptionID(subscription)
+	id, err := subscriptionIDFor(d.cfg.Prefix, topic, subscription)
 	if err != nil {
 		return fmt.Errorf("pubsub: delete subscription: %w", err)
 	}
