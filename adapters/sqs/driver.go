@@ -76,7 +76,9 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	if cfg.AWSConfig != nil {
 		awsCfg = cfg.AWSConfig.Copy()
 	} else {
-		var opts []func(*awsconfig.LoadOptions) error
+		// The loader's own clients (the credential chain's EC2 metadata client) log through
+		// the connection's logger too, not the SDK's default stderr logger.
+		opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithLogger(sdkLogger{d.log})}
 		if cfg.Profile != "" {
 			opts = append(opts, awsconfig.WithSharedConfigProfile(cfg.Profile))
 		}
