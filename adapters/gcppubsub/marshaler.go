@@ -78,7 +78,9 @@ func unmarshal(dst *message.Message, pm *pubsub.Message) {
 	dst.PublishTime = pm.PublishTime
 	n := len(pm.Attributes)
 	if id, ok := pm.Attributes[message.HeaderID]; ok {
-		dst.ID = id
+		if id != "" { // an empty one (a plain publisher's) must not hide Pub/Sub's own ID
+			dst.ID = id
+		}
 		n--
 	}
 	if s, ok := pm.Attributes[message.HeaderPublishTime]; ok {
