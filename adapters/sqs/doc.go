@@ -65,10 +65,11 @@
 // producer may set courier-body-encoding=base64 to send binary to Courier). Capabilities
 // therefore declare no header size limit: headers count toward the message size.
 //
-// Credentials: the AWS SDK asks for credentials even against an emulator (ElasticMQ,
-// LocalStack) given as endpoint=; without any in the environment it fails with ErrAccessDenied
-// ("no EC2 IMDS role found"). Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY to any values
-// (or Config.Credentials) for an emulator.
+// Credentials: the AWS SDK signs every request, even to an emulator (ElasticMQ, LocalStack).
+// With endpoint= given and no credentials found by the standard chain (nor Config.Credentials
+// or Config.AWSConfig), the adapter signs with dummy static credentials (DummyAccessKeyID),
+// which emulators accept: no AWS setup is needed for one. Without endpoint=, missing
+// credentials fail with ErrAccessDenied.
 //
 // # Consuming
 //
