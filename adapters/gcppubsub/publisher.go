@@ -130,83 +130,104 @@ func (d *Driver) Publish(ctx context.Context, topic string, msgs []*message.Mess
 	if err != nil {
 		return err
 	}
-	p := tp.p
+	c := &publishCall{msgs: msgs}
+	results := c.submit(ctx, tp.p)
+	c.await(ctx, topic, tp, results)
+	for key := range c.firstFail {
+		tp.p.ResumePublish(key)
+	}
+	if c.failed == nil {
+		return nil
+	}
+	slices.SortFunc(c.failed, func(a, b driver.FailedMessage) int { return a.Index - b.Index })
+	return &driver.PublishError{Topic: topic, Total: len(msgs), Failed: c.failed}
+}
 
-	var (
-		results = make([]*pubsub.PublishResult, len(msgs))
-		failed  []driver.FailedMessage
-		// firstFail maps an ordering key to the index of its first failed message.
-		firstFail map[string]int
-	)
-	fail := func(i int, err error) {
-		m := msgs[i]
-		failed = append(failed, driver.FailedMessage{Index: i, ID: m.ID, Err: err})
-		if m.Key != "" {
-			if firstFail == nil {
-				firstFail = map[string]int{}
-			}
-			if _, seen := firstFail[m.Key]; !seen {
-				firstFail[m.Key] = i
-			}
+// publishCall is the state of one Publish: the messages that failed so far and, per ordering
+// key, the first of them.
+type publishCall struct {
+	msgs   []*message.Message
+	failed []driver.FailedMessage
+	// firstFail maps an ordering key to the index of its first failed message.
+	firstFail map[string]int
+}
+
+// fail records that message i failed with err.
+func (c *publishCall) fail(i int, err error) {
+	m := c.msgs[i]
+	c.failed = append(c.failed, driver.FailedMessage{Index: i, ID: m.ID, Err: err})
+	if m.Key != "" {
+		if c.firstFail == nil {
+			c.firstFail = map[string]int{}
+		}
+		if _, seen := c.firstFail[m.Key]; !seen {
+			c.firstFail[m.Key] = i
 		}
 	}
-	// notSent is the error of a message held back because an earlier one with its key failed.
-	notSent := func(first int) error {
-		f := failed[slices.IndexFunc(failed, func(f driver.FailedMessage) bool { return f.Index == first })]
-		return fmt.Errorf("pubsub: not published, to keep key order: message %d with the same key failed first: %w", first, f.Err)
-	}
+}
 
+// notSent is the error of a message held back because an earlier one with its key failed.
+func (c *publishCall) notSent(first int) error {
+	f := c.failed[slices.IndexFunc(c.failed, func(f driver.FailedMessage) bool { return f.Index == first })]
+	return fmt.Errorf("pubsub: not published, to keep key order: message %d with the same key failed first: %w", first, f.Err)
+}
+
+// submit hands every message to p, except those whose key already failed in this call and
+// those that do not marshal. results[i] is nil for a message not handed over.
+func (c *publishCall) submit(ctx context.Context, p *pubsub.Publisher) []*pubsub.PublishResult {
+	results := make([]*pubsub.PublishResult, len(c.msgs))
 	var tf timeFormatter
-	for i, m := range msgs {
-		if first, blocked := firstFail[m.Key]; blocked && m.Key != "" {
-			fail(i, notSent(first))
+	for i, m := range c.msgs {
+		if first, blocked := c.firstFail[m.Key]; blocked && m.Key != "" {
+			c.fail(i, c.notSent(first))
 			continue
 		}
 		pm, err := marshal(m, &tf)
 		if err != nil {
-			fail(i, err)
+			c.fail(i, err)
 			continue
 		}
 		results[i] = p.Publish(ctx, pm)
 	}
+	return results
+}
+
+// await waits for each result, in order, and records the messages that failed.
+func (c *publishCall) await(ctx context.Context, topic string, tp *topicPublisher, results []*pubsub.PublishResult) {
 	for i, r := range results {
 		if r == nil {
 			continue
 		}
-		_, err := r.Get(ctx)
-		if err == nil {
-			continue
-		}
-		m := msgs[i]
-		var paused pubsub.ErrPublishingPaused
-		switch first, blocked := firstFail[m.Key]; {
-		case errors.Is(err, context.DeadlineExceeded):
-			fail(i, fmt.Errorf("pubsub: no publish result before the deadline; the message may or may not have been published: %w: %w", driver.ErrUnavailable, err))
-		case errors.Is(err, context.Canceled):
-			fail(i, fmt.Errorf("pubsub: publishing cancelled before its result; the message may or may not have been published: %w", err))
-		case blocked && m.Key != "":
-			fail(i, notSent(first))
-		case errors.As(err, &paused):
-			// Paused by a failure outside this call (another goroutine's, or one whose
-			// result an earlier call stopped waiting for). Resumed below.
-			fail(i, fmt.Errorf("pubsub: not sent: key %q was paused by an earlier failed publish; retry: %w", m.Key, driver.ErrUnavailable))
-		default:
-			refused := driver.ErrInvalidMessage // InvalidArgument: Pub/Sub will never take it
-			if status.Code(err) == codes.FailedPrecondition {
-				refused = driver.ErrNacked // the topic cannot take messages now
-			}
-			fail(i, wrap(ctx, fmt.Sprintf("publish to %q", topic), err, driver.ErrTopicNotFound, refused))
-			if status.Code(err) == codes.NotFound {
-				tp.recheck.Store(true)
-			}
+		if _, err := r.Get(ctx); err != nil {
+			c.resultFailed(ctx, topic, tp, i, err)
 		}
 	}
-	for key := range firstFail {
-		p.ResumePublish(key)
+}
+
+// resultFailed records that the publish of message i failed with err, as the client
+// reported it.
+func (c *publishCall) resultFailed(ctx context.Context, topic string, tp *topicPublisher, i int, err error) {
+	m := c.msgs[i]
+	var paused pubsub.ErrPublishingPaused
+	switch first, blocked := c.firstFail[m.Key]; {
+	case errors.Is(err, context.DeadlineExceeded):
+		c.fail(i, fmt.Errorf("pubsub: no publish result before the deadline; the message may or may not have been published: %w: %w", driver.ErrUnavailable, err))
+	case errors.Is(err, context.Canceled):
+		c.fail(i, fmt.Errorf("pubsub: publishing cancelled before its result; the message may or may not have been published: %w", err))
+	case blocked && m.Key != "":
+		c.fail(i, c.notSent(first))
+	case errors.As(err, &paused):
+		// Paused by a failure outside this call (another goroutine's, or one whose
+		// result an earlier call stopped waiting for). Resumed before Publish returns.
+		c.fail(i, fmt.Errorf("pubsub: not sent: key %q was paused by an earlier failed publish; retry: %w", m.Key, driver.ErrUnavailable))
+	default:
+		refused := driver.ErrInvalidMessage // InvalidArgument: Pub/Sub will never take it
+		if status.Code(err) == codes.FailedPrecondition {
+			refused = driver.ErrNacked // the topic cannot take messages now
+		}
+		c.fail(i, wrap(ctx, fmt.Sprintf("publish to %q", topic), err, driver.ErrTopicNotFound, refused))
+		if status.Code(err) == codes.NotFound {
+			tp.recheck.Store(true)
+		}
 	}
-	if failed == nil {
-		return nil
-	}
-	slices.SortFunc(failed, func(a, b driver.FailedMessage) int { return a.Index - b.Index })
-	return &driver.PublishError{Topic: topic, Total: len(msgs), Failed: failed}
 }

@@ -31,10 +31,23 @@ func (d *Driver) Publish(ctx context.Context, topic string, msgs []*message.Mess
 	if err := d.ensureTopic(ctx, topic); err != nil {
 		return err
 	}
+	send, pos, failed := d.records(topic, msgs)
+	var err error
+	if len(send) > 0 {
+		err = d.writer.WriteMessages(ctx, send...)
+	}
+	if err == nil && failed == nil {
+		return nil
+	}
+	return d.publishError(topic, msgs, send, pos, failed, err)
+}
+
+// records turns msgs into the records to write. A record larger than the writer's limit is
+// held back and reported in failed; then pos[i] is the msgs index of send[i] (pos is nil when
+// nothing was held back, and send[i] is msgs[i]).
+func (d *Driver) records(topic string, msgs []*message.Message) (send []kafka.Message, pos []int, failed []driver.FailedMessage) {
 	records := make([]kafka.Message, len(msgs))
 	limit := d.cfg.batchBytes()
-	var failed []driver.FailedMessage
-	var pos []int // pos[i] is the msgs index of send[i] when some records were held back
 	for i, m := range msgs {
 		records[i] = toRecord(topic, m)
 		if size := recordSize(&records[i]); size > limit {
@@ -54,17 +67,16 @@ func (d *Driver) Publish(ctx context.Context, topic string, msgs []*message.Mess
 			pos = append(pos, i)
 		}
 	}
-	send := records
+	send = records
 	if pos != nil {
 		send = records[:len(pos)]
 	}
-	var err error
-	if len(send) > 0 {
-		err = d.writer.WriteMessages(ctx, send...)
-	}
-	if err == nil && failed == nil {
-		return nil
-	}
+	return send, pos, failed
+}
+
+// publishError reports a Publish that did not store every message: failed holds the records
+// held back, err is what the writer returned for send (pos as records returns it).
+func (d *Driver) publishError(topic string, msgs []*message.Message, send []kafka.Message, pos []int, failed []driver.FailedMessage, err error) error {
 	index := func(i int) int {
 		if pos != nil {
 			return pos[i]

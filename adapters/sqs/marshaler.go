@@ -178,116 +178,131 @@ type encoder struct {
 	dedupByID       bool
 }
 
+// encode turns m into a batch entry: the body, the native attributes, the meta attribute and,
+// on a FIFO queue, the group and deduplication IDs.
 func (e *encoder) encode(m *message.Message) encoded {
-	var flags byte
-	var body string
-	switch {
-	case len(m.Payload) == 0:
-		flags |= flagEmpty
-		body = emptyBody
-	case textSafeBytes(m.Payload):
-		body = string(m.Payload)
-	default:
-		flags |= flagBase64
-		body = base64.StdEncoding.EncodeToString(m.Payload)
-	}
-	size := len(body)
+	body, flags, bodyEnc := encodeBody(m.Payload)
 	slots := maxAttributes - 1
-	var bodyEnc string
-	switch {
-	case flags&flagEmpty != 0:
-		bodyEnc = "empty"
-	case flags&flagBase64 != 0:
-		bodyEnc = "base64"
-	}
 	if bodyEnc != "" {
 		slots--
 	}
-
-	eligible := 0
-	for k, v := range m.Headers {
-		if nativeHeader(k, v) {
-			eligible++
-		}
-	}
-	attrs := make(map[string]types.MessageAttributeValue, min(eligible, slots)+2)
-	var packed []string // name, value, name, value, …
-	add := func(k, v string) {
-		attrs[k] = types.MessageAttributeValue{DataType: typeString, StringValue: aws.String(v)}
-		size += len(k) + len(*typeString) + len(v)
-	}
-	if eligible <= slots {
-		for k, v := range m.Headers {
-			if nativeHeader(k, v) {
-				add(k, v)
-			} else {
-				packed = append(packed, k, v)
-			}
-		}
-	} else {
-		// Deterministic choice: the application's eligible names in byte order go native
-		// first, then Courier's own.
-		names := make([]string, 0, len(m.Headers))
-		for k := range m.Headers {
-			names = append(names, k)
-		}
-		slices.SortFunc(names, headerPriority)
-		for _, k := range names {
-			v := m.Headers[k]
-			if len(attrs) < slots && nativeHeader(k, v) {
-				add(k, v)
-			} else {
-				packed = append(packed, k, v)
-			}
-		}
-	}
-
-	meta := make([]byte, 0, 40+len(m.ID)+len(m.Key)+packedLen(packed))
-	meta = append(meta, metaVersion, '0'+flags)
-	meta = appendField(meta, m.ID)
-	meta = appendField(meta, m.Key)
-	if m.PublishTime.IsZero() {
-		meta = appendField(meta, "")
-	} else {
-		meta = appendDecimal(meta, m.PublishTime.UnixNano())
-	}
-	meta = appendDecimal(meta, int64(len(packed)/2))
-	for _, s := range packed {
-		meta = appendField(meta, s)
-	}
+	attrs, packed, size := nativeAttrs(m.Headers, slots)
+	size += len(body)
 	if bodyEnc != "" {
-		add(attrBodyEnc, bodyEnc)
+		size += putAttr(attrs, attrBodyEnc, bodyEnc)
 	}
+	meta := appendMeta(make([]byte, 0, 40+len(m.ID)+len(m.Key)+packedLen(packed)), m, flags, packed)
 	metaStr := string(meta)
 	attrs[attrMeta] = types.MessageAttributeValue{DataType: typeString, StringValue: &metaStr}
 	size += len(attrMeta) + len(*typeString) + len(meta)
 
 	out := encoded{size: size, entry: types.SendMessageBatchRequestEntry{MessageBody: aws.String(body), MessageAttributes: attrs}}
 	if e.fifo {
-		var group string
-		switch {
-		case m.Key != "" && validFIFOID(m.Key):
-			group = m.Key
-		case m.Key != "":
-			group = hashedID("k-", m.Key)
-		case e.groupPerMessage && validFIFOID(m.ID):
-			group = m.ID
-		case e.groupPerMessage:
-			group = hashedID("h-", m.ID)
-		default:
-			group = e.defaultGroup
-		}
-		dedup := m.ID
-		if !e.dedupByID && !m.PublishTime.IsZero() {
-			dedup += "@" + strconv.FormatInt(m.PublishTime.UnixNano(), 36)
-		}
-		if !validFIFOID(dedup) {
-			dedup = hashedID("h-", dedup)
-		}
+		group, dedup := e.fifoIDs(m)
 		out.entry.MessageGroupId = aws.String(group)
 		out.entry.MessageDeduplicationId = aws.String(dedup)
 	}
 	return out
+}
+
+// encodeBody returns the body for a payload, the meta flags that say how it was written, and
+// the value of the courier-body-encoding attribute ("" when the body is the payload as is).
+func encodeBody(payload []byte) (body string, flags byte, bodyEnc string) {
+	switch {
+	case len(payload) == 0:
+		return emptyBody, flagEmpty, "empty"
+	case textSafeBytes(payload):
+		return string(payload), 0, ""
+	default:
+		return base64.StdEncoding.EncodeToString(payload), flagBase64, "base64"
+	}
+}
+
+// nativeAttrs makes the attribute map with the headers that take the native slots (at most
+// slots of them) and returns the others as packed (name, value, name, value, …), with the
+// size of the attributes added as SQS counts it. The map has room for two more attributes.
+func nativeAttrs(headers message.Headers, slots int) (attrs map[string]types.MessageAttributeValue, packed []string, size int) {
+	eligible := 0
+	for k, v := range headers {
+		if nativeHeader(k, v) {
+			eligible++
+		}
+	}
+	attrs = make(map[string]types.MessageAttributeValue, min(eligible, slots)+2)
+	if eligible <= slots {
+		for k, v := range headers {
+			if nativeHeader(k, v) {
+				size += putAttr(attrs, k, v)
+			} else {
+				packed = append(packed, k, v)
+			}
+		}
+		return attrs, packed, size
+	}
+	// Deterministic choice: the application's eligible names in byte order go native
+	// first, then Courier's own.
+	names := make([]string, 0, len(headers))
+	for k := range headers {
+		names = append(names, k)
+	}
+	slices.SortFunc(names, headerPriority)
+	for _, k := range names {
+		v := headers[k]
+		if len(attrs) < slots && nativeHeader(k, v) {
+			size += putAttr(attrs, k, v)
+		} else {
+			packed = append(packed, k, v)
+		}
+	}
+	return attrs, packed, size
+}
+
+// putAttr sets the String attribute k to v and returns its size as SQS counts it.
+func putAttr(attrs map[string]types.MessageAttributeValue, k, v string) int {
+	attrs[k] = types.MessageAttributeValue{DataType: typeString, StringValue: aws.String(v)}
+	return len(k) + len(*typeString) + len(v)
+}
+
+// appendMeta appends the meta attribute's text for m to b: version, flags, ID, key, publish
+// time and the packed headers.
+func appendMeta(b []byte, m *message.Message, flags byte, packed []string) []byte {
+	b = append(b, metaVersion, '0'+flags)
+	b = appendField(b, m.ID)
+	b = appendField(b, m.Key)
+	if m.PublishTime.IsZero() {
+		b = appendField(b, "")
+	} else {
+		b = appendDecimal(b, m.PublishTime.UnixNano())
+	}
+	b = appendDecimal(b, int64(len(packed)/2))
+	for _, s := range packed {
+		b = appendField(b, s)
+	}
+	return b
+}
+
+// fifoIDs returns the MessageGroupId and MessageDeduplicationId of m for a FIFO queue.
+func (e *encoder) fifoIDs(m *message.Message) (group, dedup string) {
+	switch {
+	case m.Key != "" && validFIFOID(m.Key):
+		group = m.Key
+	case m.Key != "":
+		group = hashedID("k-", m.Key)
+	case e.groupPerMessage && validFIFOID(m.ID):
+		group = m.ID
+	case e.groupPerMessage:
+		group = hashedID("h-", m.ID)
+	default:
+		group = e.defaultGroup
+	}
+	dedup = m.ID
+	if !e.dedupByID && !m.PublishTime.IsZero() {
+		dedup += "@" + strconv.FormatInt(m.PublishTime.UnixNano(), 36)
+	}
+	if !validFIFOID(dedup) {
+		dedup = hashedID("h-", dedup)
+	}
+	return group, dedup
 }
 
 // headerPriority orders header names for the native attribute slots: the application's

@@ -49,6 +49,31 @@ func (d *Driver) Publish(ctx context.Context, topic string, msgs []*message.Mess
 	if err != nil {
 		return err
 	}
+	r := d.newPublishRun(q, msgs)
+	r.run(ctx)
+	return r.result(topic)
+}
+
+// publishRun is one Publish to one queue: the encoded entries, the requests to send, and what
+// failed.
+type publishRun struct {
+	d       *Driver
+	q       *queue
+	msgs    []*message.Message
+	entries []types.SendMessageBatchRequestEntry
+	sizes   []int
+	lanes   [][]int      // message indexes per lane, in batch order
+	pool    [][]int      // requests of loose messages, taken by whichever lane is free first
+	next    atomic.Int64 // the next request of pool to send
+	nreq    int          // requests the batch was cut into
+
+	mu     sync.Mutex
+	failed []driver.FailedMessage
+	whole  []error // errors that failed whole requests
+}
+
+// newPublishRun encodes msgs, holds back what is too large, and deals the rest to lanes.
+func (d *Driver) newPublishRun(q *queue, msgs []*message.Message) *publishRun {
 	enc := encoder{fifo: q.fifo, defaultGroup: d.cfg.FIFODefaultGroup, groupPerMessage: d.cfg.FIFOGroupPerMessage, dedupByID: d.cfg.FIFODeduplicateByID}
 	unkeyedOrdered := q.fifo && !d.cfg.FIFOGroupPerMessage
 	nlanes := max(1, d.cfg.PublishConcurrency)
@@ -59,106 +84,122 @@ func (d *Driver) Publish(ctx context.Context, topic string, msgs []*message.Mess
 	if !q.fifo {
 		keyLanes = 1
 	}
-
-	// Encode, hold back what is too large, and deal the rest to lanes.
-	var failed []driver.FailedMessage
-	entries := make([]types.SendMessageBatchRequestEntry, len(msgs))
-	sizes := make([]int, len(msgs))
-	lanes := make([][]int, nlanes) // message indexes per lane, in batch order
-	var loose []int                // unkeyed messages with no order to keep
+	r := &publishRun{d: d, q: q, msgs: msgs,
+		entries: make([]types.SendMessageBatchRequestEntry, len(msgs)),
+		sizes:   make([]int, len(msgs)),
+		lanes:   make([][]int, nlanes),
+	}
+	var loose []int // unkeyed messages with no order to keep
 	for i, m := range msgs {
 		e := enc.encode(m)
 		if e.size > q.maxBytes {
-			how := ""
-			if len(m.Payload) > 0 && !textSafeBytes(m.Payload) {
-				how = ", binary payload in base64"
-			}
-			failed = append(failed, driver.FailedMessage{Index: i, ID: m.ID, Err: fmt.Errorf(
-				"%w: %d bytes as SQS counts them (body and attributes%s) exceeds the limit of %d bytes of queue %q",
-				driver.ErrMessageTooLarge, e.size, how, q.maxBytes, q.name)})
+			r.failed = append(r.failed, driver.FailedMessage{Index: i, ID: m.ID, Err: tooLarge(q, m, e.size)})
 			continue
 		}
-		entries[i], sizes[i] = e.entry, e.size
+		r.entries[i], r.sizes[i] = e.entry, e.size
 		switch {
 		case m.Key != "" || unkeyedOrdered:
 			l := int(keyhash.Sum32(m.Key) % uint32(keyLanes))
-			lanes[l] = append(lanes[l], i)
+			r.lanes[l] = append(r.lanes[l], i)
 		default:
 			loose = append(loose, i)
 		}
 	}
 	// Loose messages fill requests of their own, taken by whichever lane is free first.
-	pool := cut(loose, sizes)
-	if len(loose) == 0 {
-		pool = nil
+	if len(loose) > 0 {
+		r.pool = cut(loose, r.sizes)
 	}
-	var next atomic.Int64 // the next request of pool to send
+	return r
+}
 
-	var mu sync.Mutex
-	var whole []error // errors that failed whole requests
-	nreq := len(pool)
-	send := func(req []int) error {
-		var f []driver.FailedMessage
-		var err error
-		if cerr := ctx.Err(); cerr != nil {
-			err = fmt.Errorf("sqs: publish to %q: %w", q.name, cerr)
-			f = failAll(msgs, req, err)
-		} else {
-			f, err = d.sendBatch(ctx, q, msgs, entries, req)
-		}
-		if f != nil || err != nil {
-			mu.Lock()
-			failed = append(failed, f...)
-			if err != nil {
-				whole = append(whole, err)
-			}
-			mu.Unlock()
-		}
-		return err
+// tooLarge is the error of a message of size bytes (as SQS counts them) over q's limit.
+func tooLarge(q *queue, m *message.Message, size int) error {
+	how := ""
+	if len(m.Payload) > 0 && !textSafeBytes(m.Payload) {
+		how = ", binary payload in base64"
 	}
+	return fmt.Errorf("%w: %d bytes as SQS counts them (body and attributes%s) exceeds the limit of %d bytes of queue %q",
+		driver.ErrMessageTooLarge, size, how, q.maxBytes, q.name)
+}
+
+// run sends every request, each lane on a goroutine of its own, and waits for them.
+func (r *publishRun) run(ctx context.Context) {
+	r.nreq = len(r.pool)
 	var wg sync.WaitGroup
-	for _, lane := range lanes {
+	for _, lane := range r.lanes {
 		var reqs [][]int
 		if len(lane) > 0 {
-			reqs = cut(lane, sizes)
-			nreq += len(reqs)
-		} else if len(pool) == 0 {
+			reqs = cut(lane, r.sizes)
+			r.nreq += len(reqs)
+		} else if len(r.pool) == 0 {
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for k, req := range reqs {
-				if err := send(req); err != nil {
-					// Stop the lane: its later messages may share keys with these.
-					mu.Lock()
-					for _, rest := range reqs[k+1:] {
-						failed = append(failed, failAll(msgs, rest, fmt.Errorf(
-							"sqs: not sent, to keep order, after an earlier request of the batch failed: %w", err))...)
-					}
-					mu.Unlock()
-					break
-				}
-			}
-			for {
-				k := int(next.Add(1)) - 1
-				if k >= len(pool) {
-					return
-				}
-				_ = send(pool[k]) // unordered: a failed request stops nothing else
-			}
+			r.runLane(ctx, reqs)
 		}()
 	}
 	wg.Wait()
-	if len(failed) == 0 {
+}
+
+// runLane sends a lane's requests in order, stopping at one that fails as a whole, then takes
+// requests from the pool until none is left.
+func (r *publishRun) runLane(ctx context.Context, reqs [][]int) {
+	for k, req := range reqs {
+		if err := r.send(ctx, req); err != nil {
+			// Stop the lane: its later messages may share keys with these.
+			r.mu.Lock()
+			for _, rest := range reqs[k+1:] {
+				r.failed = append(r.failed, failAll(r.msgs, rest, fmt.Errorf(
+					"sqs: not sent, to keep order, after an earlier request of the batch failed: %w", err))...)
+			}
+			r.mu.Unlock()
+			break
+		}
+	}
+	for {
+		k := int(r.next.Add(1)) - 1
+		if k >= len(r.pool) {
+			return
+		}
+		_ = r.send(ctx, r.pool[k]) // unordered: a failed request stops nothing else
+	}
+}
+
+// send sends one request, records the messages that failed, and returns the error that
+// failed the whole request, if any.
+func (r *publishRun) send(ctx context.Context, req []int) error {
+	var f []driver.FailedMessage
+	var err error
+	if cerr := ctx.Err(); cerr != nil {
+		err = fmt.Errorf("sqs: publish to %q: %w", r.q.name, cerr)
+		f = failAll(r.msgs, req, err)
+	} else {
+		f, err = r.d.sendBatch(ctx, r.q, r.msgs, r.entries, req)
+	}
+	if f != nil || err != nil {
+		r.mu.Lock()
+		r.failed = append(r.failed, f...)
+		if err != nil {
+			r.whole = append(r.whole, err)
+		}
+		r.mu.Unlock()
+	}
+	return err
+}
+
+// result is Publish's answer once every lane is done.
+func (r *publishRun) result(topic string) error {
+	if len(r.failed) == 0 {
 		return nil
 	}
 	// One request with every message, failed as a whole: its error says it all.
-	if nreq == 1 && len(whole) == 1 && len(failed) == len(msgs) && failed[0].Err == whole[0] {
-		return whole[0]
+	if r.nreq == 1 && len(r.whole) == 1 && len(r.failed) == len(r.msgs) && r.failed[0].Err == r.whole[0] {
+		return r.whole[0]
 	}
-	slices.SortFunc(failed, func(a, b driver.FailedMessage) int { return a.Index - b.Index })
-	return &driver.PublishError{Topic: topic, Total: len(msgs), Failed: failed}
+	slices.SortFunc(r.failed, func(a, b driver.FailedMessage) int { return a.Index - b.Index })
+	return &driver.PublishError{Topic: topic, Total: len(r.msgs), Failed: r.failed}
 }
 
 // cut splits a lane's messages, in order, into requests of at most 10 entries and 1 MiB.
