@@ -46,44 +46,90 @@ func run() error {
 	dlTopic := conn.DefaultDeadLetterTopic(topic)
 	fmt.Printf("broker  %s (%s)\ntopic   %s\ndead    %s\n\n", transport.RedactURL(url), conn.Capabilities().Name, topic, dlTopic)
 
+	var deadLettered atomic.Int64
+	sub, err := subscribe(ctx, conn, topic, &deadLettered)
+	if err != nil {
+		return err
+	}
+	b := &billing{}
+	b.gatewayDown.Store(true)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = sub.Run(runCtx, b.handle)
+	}()
+	defer func() { stop(); <-done }()
+
+	if err := publishOrders(ctx, conn, topic); err != nil {
+		return err
+	}
+	if err := waitUntil(ctx, func() bool { return deadLettered.Load() >= 3 }); err != nil {
+		return err
+	}
+
+	fmt.Println("\nthe gateway is back; redriving")
+	b.gatewayDown.Store(false)
+	res, err := deadletter.Redrive(ctx, conn, dlTopic, "billing"+transport.DeadLetterSuffix,
+		deadletter.RedriveOptions{IdleTimeout: time.Second, Logger: quiet})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("redrive        moved %d, skipped %d, failed %d\n", res.Moved, res.Skipped, res.Failed)
+	if err := waitUntil(ctx, func() bool { return len(b.handledIDs()) == 6 }); err != nil {
+		return err
+	}
+	handled := b.handledIDs()
+	sort.Strings(handled)
+	fmt.Printf("handled        %v\n", handled)
+	return nil
+}
+
+// subscribe subscribes "billing" to topic with retries and a dead-letter destination that
+// prints and counts in deadLettered what it dead-letters.
+func subscribe(ctx context.Context, conn *transport.Conn, topic string, deadLettered *atomic.Int64) (*transport.Subscriber, error) {
 	// The destination is the engine's default (<topic>.dlq, retained as <subscription>.dlq);
 	// building it ourselves adds a hook that watches what is dead-lettered.
-	var deadLettered atomic.Int64
 	dest, err := deadletter.New(deadletter.Config{Conn: conn, OnDeadLetter: func(m *message.Message, f transport.Failure) {
 		fmt.Printf("dead-lettered  %s after %d attempt(s): %v\n", m.ID, f.Attempts, f.Err)
 		deadLettered.Add(1)
 	}})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var gatewayDown atomic.Bool
-	gatewayDown.Store(true)
-	var mu sync.Mutex
-	var handled []string
-	sub, err := conn.Subscribe(ctx, topic, "billing", transport.SubscriberConfig{
+	return conn.Subscribe(ctx, topic, "billing", transport.SubscriberConfig{
 		Order:      transport.OrderDelivery, // order does not matter here; SQS standard queues keep no other
 		DeadLetter: dest,
 		Retry:      transport.RetryPolicy{MaxAttempts: 3, InitialDelay: 20 * time.Millisecond},
 	})
-	if err != nil {
-		return err
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = sub.Run(runCtx, func(_ context.Context, m *message.Message) error {
-			if m.Header("method") == "card" && gatewayDown.Load() {
-				return errors.New("payment gateway unavailable") // retried, then dead-lettered
-			}
-			mu.Lock()
-			handled = append(handled, m.ID)
-			mu.Unlock()
-			return nil
-		})
-	}()
-	defer func() { stop(); <-done }()
+}
 
+// billing handles orders; card payments fail while the gateway is down.
+type billing struct {
+	gatewayDown atomic.Bool
+	mu          sync.Mutex
+	handled     []string // IDs, in handling order
+}
+
+func (b *billing) handle(_ context.Context, m *message.Message) error {
+	if m.Header("method") == "card" && b.gatewayDown.Load() {
+		return errors.New("payment gateway unavailable") // retried, then dead-lettered
+	}
+	b.mu.Lock()
+	b.handled = append(b.handled, m.ID)
+	b.mu.Unlock()
+	return nil
+}
+
+// handledIDs returns a copy of the IDs handled so far.
+func (b *billing) handledIDs() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.handled...)
+}
+
+// publishOrders publishes six orders, the even ones paid by card.
+func publishOrders(ctx context.Context, conn *transport.Conn, topic string) error {
 	var batch []*message.Message
 	for i := 1; i <= 6; i++ {
 		method := "invoice"
@@ -93,39 +139,16 @@ func run() error {
 		batch = append(batch, &message.Message{ID: fmt.Sprintf("order-%d", i), Payload: []byte(fmt.Sprintf(`{"order":%d}`, i)),
 			Headers: message.Headers{"method": method}})
 	}
-	if err := conn.Publish(ctx, topic, batch...); err != nil {
-		return err
-	}
-	for deadLettered.Load() < 3 {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return conn.Publish(ctx, topic, batch...)
+}
 
-	fmt.Println("\nthe gateway is back; redriving")
-	gatewayDown.Store(false)
-	res, err := deadletter.Redrive(ctx, conn, dlTopic, "billing"+transport.DeadLetterSuffix,
-		deadletter.RedriveOptions{IdleTimeout: time.Second, Logger: quiet})
-	if err != nil {
-		return err
-	}
-	fmt.Printf("redrive        moved %d, skipped %d, failed %d\n", res.Moved, res.Skipped, res.Failed)
-	for {
-		mu.Lock()
-		n := len(handled)
-		mu.Unlock()
-		if n == 6 {
-			break
-		}
+// waitUntil polls cond until it holds or ctx ends.
+func waitUntil(ctx context.Context, cond func() bool) error {
+	for !cond() {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	sort.Strings(handled)
-	fmt.Printf("handled        %v\n", handled)
 	return nil
 }

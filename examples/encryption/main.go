@@ -44,50 +44,86 @@ func run() error {
 
 	// Keys would come from a secret store; two random ones here.
 	k1, k2 := encryption.GenerateKey(), encryption.GenerateKey()
-	producerKeys, err := encryption.NewKeyring("k1", map[string][]byte{"k1": k1})
+	producer, consumer, err := encryptors(k1, k2)
 	if err != nil {
 		return err
+	}
+	tap := &wireTap{}
+	pub := conn.Publisher(transport.PublisherConfig{Middleware: []message.PublishMiddleware{producer.Publish(), tap.middleware}})
+	sub, dlq, err := subscribe(ctx, conn, topic, consumer)
+	if err != nil {
+		return err
+	}
+	if err := publish(ctx, conn, pub, producer, topic, tap, k1, k2); err != nil {
+		return err
+	}
+	return consume(ctx, sub, dlq)
+}
+
+// encryptors returns the producer's encryptor, with k1 only, and the consumer's, with both.
+func encryptors(k1, k2 []byte) (producer, consumer *encryption.Encryptor, err error) {
+	producerKeys, err := encryption.NewKeyring("k1", map[string][]byte{"k1": k1})
+	if err != nil {
+		return nil, nil, err
 	}
 	// Step 1 of a rotation: consumers learn the new key before anyone encrypts with it.
 	consumerKeys, err := encryption.NewKeyring("k1", map[string][]byte{"k1": k1, "k2": k2})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	headers := []string{"card-holder"} // encrypted with the payload
-	producer, err := encryption.New(encryption.Config{Keyring: producerKeys, Headers: headers})
+	producer, err = encryption.New(encryption.Config{Keyring: producerKeys, Headers: headers})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	consumer, err := encryption.New(encryption.Config{Keyring: consumerKeys, Headers: headers})
+	consumer, err = encryption.New(encryption.Config{Keyring: consumerKeys, Headers: headers})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
+	return producer, consumer, nil
+}
 
-	// The innermost publish middleware shows what actually goes to the broker.
-	var wireMu sync.Mutex
-	var wire []*message.Message
-	onTheWire := func(next message.PublishFunc) message.PublishFunc {
-		return func(ctx context.Context, topic string, msgs []*message.Message) error {
-			wireMu.Lock()
-			wire = append(wire, msgs...)
-			wireMu.Unlock()
-			return next(ctx, topic, msgs)
-		}
+// wireTap, as the innermost publish middleware, shows what actually goes to the broker.
+type wireTap struct {
+	mu   sync.Mutex
+	msgs []*message.Message
+}
+
+func (t *wireTap) middleware(next message.PublishFunc) message.PublishFunc {
+	return func(ctx context.Context, topic string, msgs []*message.Message) error {
+		t.mu.Lock()
+		t.msgs = append(t.msgs, msgs...)
+		t.mu.Unlock()
+		return next(ctx, topic, msgs)
 	}
-	pub := conn.Publisher(transport.PublisherConfig{Middleware: []message.PublishMiddleware{producer.Publish(), onTheWire}})
+}
 
-	sub, err := conn.Subscribe(ctx, topic, "ledger", transport.SubscriberConfig{
+func (t *wireTap) first() *message.Message {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.msgs[0]
+}
+
+// subscribe subscribes "ledger", decrypting, to topic and a watcher to its dead-letter topic.
+func subscribe(ctx context.Context, conn *transport.Conn, topic string, consumer *encryption.Encryptor) (sub, dlq *transport.Subscriber, err error) {
+	sub, err = conn.Subscribe(ctx, topic, "ledger", transport.SubscriberConfig{
 		Order:      transport.OrderDelivery, // order does not matter here; SQS standard queues keep no other
 		Middleware: []message.Middleware{consumer.Consume()}})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	dlq, err := conn.Subscribe(ctx, conn.DefaultDeadLetterTopic(topic), "ledger"+transport.DeadLetterSuffix,
+	dlq, err = conn.Subscribe(ctx, conn.DefaultDeadLetterTopic(topic), "ledger"+transport.DeadLetterSuffix,
 		transport.SubscriberConfig{Order: transport.OrderNone}) // a watcher: order does not matter
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
+	return sub, dlq, nil
+}
 
+// publish publishes two payments under k1, shows the first as the broker carries it, rotates
+// the producer to k2 and publishes a third, then publishes a tampered copy of the first.
+func publish(ctx context.Context, conn *transport.Conn, pub *transport.Publisher, producer *encryption.Encryptor,
+	topic string, tap *wireTap, k1, k2 []byte) error {
 	// Two payments under k1, published before the consumer runs: they wait in the broker.
 	for i := 1; i <= 2; i++ {
 		m := &message.Message{Key: "acct-42", Payload: []byte(fmt.Sprintf(`{"payment":%d,"card":"4111 1111 1111 1111"}`, i)),
@@ -96,9 +132,7 @@ func run() error {
 			return err
 		}
 	}
-	wireMu.Lock()
-	w := wire[0]
-	wireMu.Unlock()
+	w := tap.first()
 	fmt.Printf("on the wire    payload %s… (%d bytes)\n", hex.EncodeToString(w.Payload[:16]), len(w.Payload))
 	fmt.Printf("               headers %v\n\n", w.Headers)
 
@@ -118,10 +152,12 @@ func run() error {
 	// A tampered copy of the first message, published without the middleware.
 	tampered := &message.Message{ID: "tampered", Key: w.Key, Headers: w.Headers, Payload: append([]byte(nil), w.Payload...)}
 	tampered.Payload[20] ^= 0x01
-	if err := conn.Publish(ctx, topic, tampered); err != nil {
-		return err
-	}
+	return conn.Publish(ctx, topic, tampered)
+}
 
+// consume runs both subscribers and prints the three decrypted payments and the
+// dead-lettered tampered message.
+func consume(ctx context.Context, sub, dlq *transport.Subscriber) error {
 	handled := make(chan string, 10)
 	dead := make(chan *message.Message, 10)
 	runCtx, stop := context.WithCancel(ctx)

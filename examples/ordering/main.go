@@ -101,14 +101,40 @@ func run() error {
 	topic := fmt.Sprintf("ordering-orders-%06d", rand.IntN(1_000_000))
 	fmt.Printf("broker  %s (%s)\nstore   %s\ntopic   %s\n\n", transport.RedactURL(url), conn.Capabilities().Name, transport.RedactURL(storeURL), topic)
 
-	// Two instances of the shipping service, competing on one subscription. Each builds its
-	// own Ordering (as separate processes would); the store is what they share.
 	j := &journal{last: map[string]int64{}, lines: map[string][]string{}}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
+	if err := startInstances(ctx, runCtx, &wg, conn, store, quiet, topic, j); err != nil {
+		return err
+	}
+	n, err := inOrder(ctx, conn, store, topic, j)
+	if err != nil {
+		return err
+	}
+	if err := duplicateAndOvertaken(ctx, conn, topic, j, n); err != nil {
+		return err
+	}
+	time.Sleep(200 * time.Millisecond) // a duplicate handled would show now
+	stop()
+	wg.Wait()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	fmt.Printf("   %-6s %s\n", "dave", strings.Join(j.lines["dave"], " → "))
+	fmt.Printf("\n%d events handled, %d out of order\n", j.handled, j.wrong)
+	if j.wrong > 0 {
+		return fmt.Errorf("%d events handled out of order", j.wrong)
+	}
+	return nil
+}
+
+// startInstances starts two instances of the shipping service, competing on one
+// subscription, until runCtx ends. Each builds its own Ordering (as separate processes
+// would); the store is what they share.
+func startInstances(ctx, runCtx context.Context, wg *sync.WaitGroup, conn *transport.Conn, store storeurl.Store,
+	logger *slog.Logger, topic string, j *journal) error {
 	for _, instance := range []string{"A", "B"} {
-		ord, err := ordering.New(ordering.Config{Store: store, Logger: quiet})
+		ord, err := ordering.New(ordering.Config{Store: store, Logger: logger})
 		if err != nil {
 			return err
 		}
@@ -130,11 +156,16 @@ func run() error {
 			}
 		}()
 	}
+	return nil
+}
 
+// inOrder publishes three customers' order events through the publisher's Ordering, waits
+// until all are handled and prints each customer's; it returns how many it published.
+func inOrder(ctx context.Context, conn *transport.Conn, store storeurl.Store, topic string, j *journal) (int, error) {
 	// The publisher's Ordering stamps each customer's next sequence number.
 	ord, err := ordering.New(ordering.Config{Store: store, KeyHeader: "customer"})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	pub := conn.Publisher(transport.PublisherConfig{Middleware: []message.PublishMiddleware{ord.Publish()}})
 	customers := []string{"alice", "bob", "carol"}
@@ -147,17 +178,22 @@ func run() error {
 		}
 	}
 	if err := pub.Publish(ctx, topic, batch...); err != nil {
-		return err
+		return 0, err
 	}
 	if err := waitFor(ctx, "the order events", func() bool { return j.count() == len(batch) }); err != nil {
-		return err
+		return 0, err
 	}
 	j.mu.Lock()
 	for _, c := range customers {
 		fmt.Printf("   %-6s %s\n", c, strings.Join(j.lines[c], " → "))
 	}
 	j.mu.Unlock()
+	return len(batch), nil
+}
 
+// duplicateAndOvertaken publishes dave's events stamped by hand: one twice, and one before its
+// predecessor; it waits until the three distinct ones are handled (n were handled before).
+func duplicateAndOvertaken(ctx context.Context, conn *transport.Conn, topic string, j *journal, n int) error {
 	// A stamped message sent again as it was (what a broker-level duplicate looks like), and
 	// a message whose predecessor arrives after it.
 	fmt.Println("\n2. a duplicate, and a message that overtook its predecessor")
@@ -175,18 +211,5 @@ func run() error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if err := waitFor(ctx, "dave's events", func() bool { return j.count() == len(batch)+3 }); err != nil {
-		return err
-	}
-	time.Sleep(200 * time.Millisecond) // a duplicate handled would show now
-	stop()
-	wg.Wait()
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	fmt.Printf("   %-6s %s\n", "dave", strings.Join(j.lines["dave"], " → "))
-	fmt.Printf("\n%d events handled, %d out of order\n", j.handled, j.wrong)
-	if j.wrong > 0 {
-		return fmt.Errorf("%d events handled out of order", j.wrong)
-	}
-	return nil
+	return waitFor(ctx, "dave's events", func() bool { return j.count() == n+3 })
 }

@@ -42,6 +42,8 @@ func main() {
 	}
 }
 
+const total = 20 // orders published
+
 func run() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -58,75 +60,18 @@ func run() error {
 	topic := fmt.Sprintf("quickstart-orders-%06d", rand.IntN(1_000_000))
 	fmt.Printf("broker  %s (%s)\ntopic   %s\n\n", transport.RedactURL(url), conn.Capabilities().Name, topic)
 
-	var mu sync.Mutex
-	handled := map[string][]int{}    // customer → order IDs, in handling order
-	attempts := map[int]int{}        // order ID → attempts seen
-	deadLettered := map[int]string{} // order ID → reason
-	done := make(chan struct{})
-	const total = 20
-	check := func() {
-		n := len(deadLettered)
-		for _, ids := range handled {
-			n += len(ids)
-		}
-		if n == total {
-			close(done)
-		}
-	}
-
-	cfg := transport.SubscriberConfig{
-		Concurrency: 4,
-		Retry:       transport.RetryPolicy{MaxAttempts: 3, InitialDelay: 50 * time.Millisecond},
-	}
-	sub, err := conn.Subscribe(ctx, topic, "billing", cfg)
-	if errors.Is(err, transport.ErrUnsupported) {
-		// The broker cannot deliver one customer's orders in the order they were placed (an
-		// SQS standard queue): say so, and take them in the order it delivers them. The
-		// ordering middleware (examples/ordering) or a FIFO queue would keep publish order.
-		fmt.Printf("note    %v\n        continuing with transport.OrderDelivery: a customer's orders may be handled out of order\n\n", err)
-		cfg.Order = transport.OrderDelivery
-		sub, err = conn.Subscribe(ctx, topic, "billing", cfg)
-	}
+	sub, dlq, err := subscribe(ctx, conn, topic)
 	if err != nil {
 		return err
 	}
-	dlq, err := conn.Subscribe(ctx, conn.DefaultDeadLetterTopic(topic), "billing"+transport.DeadLetterSuffix,
-		transport.SubscriberConfig{Order: transport.OrderNone}) // a watcher: order does not matter
-	if err != nil {
-		return err
-	}
-
-	billing := codec.Handle(codec.JSON, func(ctx context.Context, o Order, m *message.Message) error {
-		mu.Lock()
-		defer mu.Unlock()
-		attempts[o.ID] = m.Attempt
-		switch {
-		case o.Total < 0:
-			return message.Permanent(fmt.Errorf("order %d: negative total %.2f", o.ID, o.Total))
-		case o.ID == 13 && m.Attempt < 3:
-			return errors.New("payment gateway timeout") // recovers on the third attempt
-		case o.ID == 17:
-			return errors.New("card declined by issuer") // never recovers: retries run out
-		}
-		handled[o.Customer] = append(handled[o.Customer], o.ID)
-		check()
-		return nil
-	})
-	watchDLQ := codec.Handle(codec.JSON, func(ctx context.Context, o Order, m *message.Message) error {
-		mu.Lock()
-		defer mu.Unlock()
-		deadLettered[o.ID] = fmt.Sprintf("%s (after %s attempt(s))", m.Header(message.HeaderDeadLetterReason), m.Header(message.HeaderDeadLetterAttempts))
-		check()
-		return nil
-	})
-
+	t := newTally()
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
 	for _, r := range []struct {
 		s *transport.Subscriber
 		h message.Handler
-	}{{sub, billing}, {dlq, watchDLQ}} {
+	}{{sub, t.billing()}, {dlq, t.watchDLQ()}} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -136,6 +81,50 @@ func run() error {
 		}()
 	}
 
+	if err := publishOrders(ctx, conn, topic); err != nil {
+		return err
+	}
+	select {
+	case <-t.done:
+	case <-ctx.Done():
+		return fmt.Errorf("not every order was accounted for: %w", ctx.Err())
+	}
+	stop()
+	wg.Wait()
+	t.report()
+	return nil
+}
+
+// subscribe subscribes "billing" to topic, keyed orders in order where the broker can, and a
+// watcher to its dead-letter topic.
+func subscribe(ctx context.Context, conn *transport.Conn, topic string) (sub, dlq *transport.Subscriber, err error) {
+	cfg := transport.SubscriberConfig{
+		Concurrency: 4,
+		Retry:       transport.RetryPolicy{MaxAttempts: 3, InitialDelay: 50 * time.Millisecond},
+	}
+	sub, err = conn.Subscribe(ctx, topic, "billing", cfg)
+	if errors.Is(err, transport.ErrUnsupported) {
+		// The broker cannot deliver one customer's orders in the order they were placed (an
+		// SQS standard queue): say so, and take them in the order it delivers them. The
+		// ordering middleware (examples/ordering) or a FIFO queue would keep publish order.
+		fmt.Printf("note    %v\n        continuing with transport.OrderDelivery: a customer's orders may be handled out of order\n\n", err)
+		cfg.Order = transport.OrderDelivery
+		sub, err = conn.Subscribe(ctx, topic, "billing", cfg)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	dlq, err = conn.Subscribe(ctx, conn.DefaultDeadLetterTopic(topic), "billing"+transport.DeadLetterSuffix,
+		transport.SubscriberConfig{Order: transport.OrderNone}) // a watcher: order does not matter
+	if err != nil {
+		return nil, nil, err
+	}
+	return sub, dlq, nil
+}
+
+// publishOrders publishes the orders in one batch, keyed by customer; order 7 has a negative
+// total.
+func publishOrders(ctx context.Context, conn *transport.Conn, topic string) error {
 	customers := []string{"ada", "grace", "linus", "barbara"}
 	batch := make([]*message.Message, 0, total)
 	for id := 1; id <= total; id++ {
@@ -151,46 +140,97 @@ func run() error {
 		return err
 	}
 	fmt.Printf("published  %d orders for %d customers in one batch\n", total, len(customers))
+	return nil
+}
 
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return fmt.Errorf("not every order was accounted for: %w", ctx.Err())
+// tally is what the handlers saw; done closes once every order is handled or dead-lettered.
+type tally struct {
+	mu           sync.Mutex
+	handled      map[string][]int // customer → order IDs, in handling order
+	attempts     map[int]int      // order ID → attempts seen
+	deadLettered map[int]string   // order ID → reason
+	done         chan struct{}
+}
+
+func newTally() *tally {
+	return &tally{handled: map[string][]int{}, attempts: map[int]int{}, deadLettered: map[int]string{}, done: make(chan struct{})}
+}
+
+// check closes done once every order is accounted for; t.mu is held.
+func (t *tally) check() {
+	n := len(t.deadLettered)
+	for _, ids := range t.handled {
+		n += len(ids)
 	}
-	stop()
-	wg.Wait()
+	if n == total {
+		close(t.done)
+	}
+}
 
-	mu.Lock()
-	defer mu.Unlock()
+// billing handles an order: a negative total fails permanently, order 13 recovers on its
+// third attempt and order 17 never does.
+func (t *tally) billing() message.Handler {
+	return codec.Handle(codec.JSON, func(ctx context.Context, o Order, m *message.Message) error {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		t.attempts[o.ID] = m.Attempt
+		switch {
+		case o.Total < 0:
+			return message.Permanent(fmt.Errorf("order %d: negative total %.2f", o.ID, o.Total))
+		case o.ID == 13 && m.Attempt < 3:
+			return errors.New("payment gateway timeout") // recovers on the third attempt
+		case o.ID == 17:
+			return errors.New("card declined by issuer") // never recovers: retries run out
+		}
+		t.handled[o.Customer] = append(t.handled[o.Customer], o.ID)
+		t.check()
+		return nil
+	})
+}
+
+// watchDLQ records each dead-lettered order with its reason.
+func (t *tally) watchDLQ() message.Handler {
+	return codec.Handle(codec.JSON, func(ctx context.Context, o Order, m *message.Message) error {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		t.deadLettered[o.ID] = fmt.Sprintf("%s (after %s attempt(s))", m.Header(message.HeaderDeadLetterReason), m.Header(message.HeaderDeadLetterAttempts))
+		t.check()
+		return nil
+	})
+}
+
+// report prints the orders handled per customer, the retried ones and the dead-lettered ones.
+func (t *tally) report() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	n := 0
-	for _, ids := range handled {
+	for _, ids := range t.handled {
 		n += len(ids)
 	}
 	fmt.Printf("handled    %d orders\n", n)
-	names := make([]string, 0, len(handled))
-	for c := range handled {
+	names := make([]string, 0, len(t.handled))
+	for c := range t.handled {
 		names = append(names, c)
 	}
 	sort.Strings(names)
 	for _, c := range names {
-		fmt.Printf("           %-8s %v\n", c, handled[c])
+		fmt.Printf("           %-8s %v\n", c, t.handled[c])
 	}
 	var retried []string
-	for id, a := range attempts {
+	for id, a := range t.attempts {
 		if a > 1 {
 			retried = append(retried, fmt.Sprintf("order %d (%d attempts)", id, a))
 		}
 	}
 	sort.Strings(retried)
 	fmt.Printf("retried    %v\n", retried)
-	fmt.Printf("dead-lettered %d\n", len(deadLettered))
-	ids := make([]int, 0, len(deadLettered))
-	for id := range deadLettered {
+	fmt.Printf("dead-lettered %d\n", len(t.deadLettered))
+	ids := make([]int, 0, len(t.deadLettered))
+	for id := range t.deadLettered {
 		ids = append(ids, id)
 	}
 	sort.Ints(ids)
 	for _, id := range ids {
-		fmt.Printf("           order %d: %s\n", id, deadLettered[id])
+		fmt.Printf("           order %d: %s\n", id, t.deadLettered[id])
 	}
-	return nil
 }

@@ -65,15 +65,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-
-	sub, err := conn.Subscribe(ctx, topic, "billing", transport.SubscriberConfig{
-		Order:      transport.OrderDelivery, // order does not matter here; SQS standard queues keep no other
-		Middleware: []message.Middleware{v.Consume()}})
-	if err != nil {
-		return err
-	}
-	dlq, err := conn.Subscribe(ctx, conn.DefaultDeadLetterTopic(topic), "billing"+transport.DeadLetterSuffix,
-		transport.SubscriberConfig{Order: transport.OrderNone}) // a watcher: order does not matter
+	sub, dlq, err := subscribe(ctx, conn, topic, v)
 	if err != nil {
 		return err
 	}
@@ -92,8 +84,33 @@ func run() error {
 	}()
 
 	pub := conn.Publisher(transport.PublisherConfig{Middleware: []message.PublishMiddleware{v.Publish()}})
+	if err := publishValid(ctx, pub, topic, handled); err != nil {
+		return err
+	}
+	if err := publishInvalid(ctx, pub, topic); err != nil {
+		return err
+	}
+	return publishLegacy(ctx, conn, topic, handled, dead)
+}
 
-	// 1. Valid orders pass.
+// subscribe subscribes "billing", validating, to topic and a watcher to its dead-letter topic.
+func subscribe(ctx context.Context, conn *transport.Conn, topic string, v *schema.Validator) (sub, dlq *transport.Subscriber, err error) {
+	sub, err = conn.Subscribe(ctx, topic, "billing", transport.SubscriberConfig{
+		Order:      transport.OrderDelivery, // order does not matter here; SQS standard queues keep no other
+		Middleware: []message.Middleware{v.Consume()}})
+	if err != nil {
+		return nil, nil, err
+	}
+	dlq, err = conn.Subscribe(ctx, conn.DefaultDeadLetterTopic(topic), "billing"+transport.DeadLetterSuffix,
+		transport.SubscriberConfig{Order: transport.OrderNone}) // a watcher: order does not matter
+	if err != nil {
+		return nil, nil, err
+	}
+	return sub, dlq, nil
+}
+
+// publishValid shows step 1: valid orders pass.
+func publishValid(ctx context.Context, pub *transport.Publisher, topic string, handled <-chan string) error {
 	if err := pub.Publish(ctx, topic,
 		message.New([]byte(`{"id":1,"customer":"ada","total":19.9}`)),
 		message.New([]byte(`{"id":2,"customer":"grace","total":5}`))); err != nil {
@@ -102,9 +119,13 @@ func run() error {
 	for i := 0; i < 2; i++ {
 		fmt.Printf("handled        %s\n", <-handled)
 	}
+	return nil
+}
 
-	// 2. A batch with an invalid order is refused whole: nothing of it is sent.
-	err = pub.Publish(ctx, topic,
+// publishInvalid shows step 2: a batch with an invalid order is refused whole, nothing of it
+// is sent, and the error says which message broke which rule.
+func publishInvalid(ctx context.Context, pub *transport.Publisher, topic string) error {
+	err := pub.Publish(ctx, topic,
 		message.New([]byte(`{"id":3,"customer":"linus","total":7}`)),
 		message.New([]byte(`{"id":4,"customer":"","total":-1}`)))
 	var pe *transport.PublishError
@@ -119,9 +140,13 @@ func run() error {
 			fmt.Printf("               message %d: at %q rule %s: %s\n", f.Index, viol.InstanceLocation, viol.KeywordLocation, viol.Message)
 		}
 	}
+	return nil
+}
 
-	// 3. A producer without the middleware sends an invalid order anyway: the consumer
-	// dead-letters it at once, with the violation in a header.
+// publishLegacy shows step 3: a producer without the middleware sends an invalid order
+// anyway; the consumer dead-letters it at once, with the violation in a header, and never
+// hands it to the handler.
+func publishLegacy(ctx context.Context, conn *transport.Conn, topic string, handled <-chan string, dead <-chan *message.Message) error {
 	if err := conn.Publish(ctx, topic, &message.Message{ID: "legacy-5", Payload: []byte(`{"id":5,"customer":"barbara","total":"12.50"}`)}); err != nil {
 		return err
 	}

@@ -89,13 +89,29 @@ func (o *Ordering) key(m *message.Message) string {
 	return m.Headers[o.cfg.KeyHeader]
 }
 
+// publish reserves sequence numbers for the keyed messages of msgs in one call to the store,
+// then passes them on stamped; a batch without keys passes through untouched.
 func (o *Ordering) publish(ctx context.Context, next message.PublishFunc, topic string, msgs []*message.Message) error {
-	// slots[i] is message i's key and the index of its reservation (-1: unordered); firsts[j]
-	// is the first message of reservation j, whose key the others are compared with.
-	type slot struct {
-		key string
-		j   int
+	slots, rs := o.plan(topic, msgs)
+	if rs == nil {
+		return next(ctx, topic, msgs)
 	}
+	if err := o.store.Reserve(ctx, rs, o.cfg.Retention); err != nil {
+		return fmt.Errorf("ordering: reserve sequence numbers on %q: %w", topic, err)
+	}
+	return next(ctx, topic, stamp(msgs, slots, rs))
+}
+
+// slot is a message's key and the index of its reservation (-1: unordered).
+type slot struct {
+	key string
+	j   int
+}
+
+// plan groups msgs by ordering key: slots[i] is message i's slot, and rs holds one
+// reservation per key, counting its messages. Both are nil when no message has a key.
+func (o *Ordering) plan(topic string, msgs []*message.Message) ([]slot, []Reservation) {
+	// firsts[j] is the first message of reservation j, whose key the others are compared with.
 	var (
 		slots    []slot
 		rs       []Reservation
@@ -150,12 +166,13 @@ func (o *Ordering) publish(ctx context.Context, next message.PublishFunc, topic 
 		rs[j].Count++
 		slots[i] = slot{key: k, j: j}
 	}
-	if rs == nil {
-		return next(ctx, topic, msgs)
-	}
-	if err := o.store.Reserve(ctx, rs, o.cfg.Retention); err != nil {
-		return fmt.Errorf("ordering: reserve sequence numbers on %q: %w", topic, err)
-	}
+	return slots, rs
+}
+
+// stamp returns msgs with each keyed message replaced by a copy carrying its key and the
+// sequence stamp its reservation (filled in by the store) gives it, in order within a key.
+// It consumes the reservations' counts.
+func stamp(msgs []*message.Message, slots []slot, rs []Reservation) []*message.Message {
 	out := make([]*message.Message, len(msgs))
 	for i, m := range msgs {
 		sl := slots[i]
@@ -176,7 +193,7 @@ func (o *Ordering) publish(ctx context.Context, next message.PublishFunc, topic 
 		message.SetReceipt(&c, nil)
 		out[i] = &c
 	}
-	return next(ctx, topic, out)
+	return out
 }
 
 func counterKey(topic, key string) string { return topic + "/" + key }

@@ -173,8 +173,9 @@ func (p *presence) has(i int) bool {
 // end tag (group != 0), and returns how many bytes it read.
 //
 // The common cases — one-byte tags, length-delimited fields of the declared wire type with a
-// one-byte length, one-byte varints, fixed-size values — are decoded inline; everything else,
-// and every error, goes through value and protowire, so the violations are the same either way.
+// one-byte length, one-byte varints, fixed-size values — are decoded inline (readTag,
+// fastValue); everything else, and every error, goes through value and protowire, so the
+// violations are the same either way.
 func (s *ProtoSchema) walk(b []byte, m *protoMsg, depth int, group protowire.Number) (int, *Violation) {
 	if depth > maxDepth {
 		return 0, &Violation{KeywordLocation: "malformed", Message: fmt.Sprintf("nested deeper than %d levels", maxDepth)}
@@ -182,18 +183,9 @@ func (s *ProtoSchema) walk(b []byte, m *protoMsg, depth int, group protowire.Num
 	var seen presence
 	off := 0
 	for off < len(b) {
-		var (
-			num protowire.Number
-			typ protowire.Type
-			n   int
-		)
-		if c := b[off]; c < 0x80 && c >= 1<<3 { // a one-byte tag of a valid field number
-			num, typ, n = protowire.Number(c>>3), protowire.Type(c&7), 1
-		} else {
-			num, typ, n = protowire.ConsumeTag(b[off:])
-			if n < 0 {
-				return off, malformed(protowire.ParseError(n), off)
-			}
+		num, typ, n := readTag(b[off:])
+		if n < 0 {
+			return off, malformed(protowire.ParseError(n), off)
 		}
 		off += n
 		if typ == protowire.EndGroupType {
@@ -204,49 +196,17 @@ func (s *ProtoSchema) walk(b []byte, m *protoMsg, depth int, group protowire.Num
 		}
 		f := m.field(num)
 		if f == nil {
-			if s.rejectUnknown {
-				return off, &Violation{KeywordLocation: "unknown-field", Message: fmt.Sprintf("field number %d is not declared in %s", num, m.name)}
-			}
-			vn := protowire.ConsumeFieldValue(num, typ, b[off:])
-			if vn < 0 {
-				return off, malformed(protowire.ParseError(vn), off)
+			vn, v := s.skipUnknown(m, num, typ, b[off:], off)
+			if v != nil {
+				return off, v
 			}
 			off += vn
 			continue
 		}
-		switch {
-		case typ == f.wire && typ == protowire.BytesType && off < len(b) && b[off] < 0x80 && int(b[off]) <= len(b)-off-1:
-			// Fast path of value's BytesType case: a length below 128 that fits.
-			body := b[off+1 : off+1+int(b[off])]
-			if f.msg != nil {
-				if _, v := s.walk(body, f.msg, depth+1, 0); v != nil {
-					v.InstanceLocation = "/" + f.name + v.InstanceLocation
-					return off, v
-				}
-			} else if f.utf8 && !ascii(body) && !utf8.Valid(body) {
-				break // value reports it
-			}
-			off += 1 + len(body)
-			if f.reqBit >= 0 {
-				seen.set(f.reqBit)
-			}
-			continue
-		case typ == f.wire && (typ == protowire.VarintType && off < len(b) && b[off] < 0x80 ||
-			typ == protowire.Fixed64Type && len(b)-off >= 8 || typ == protowire.Fixed32Type && len(b)-off >= 4):
-			switch typ {
-			case protowire.VarintType:
-				off++
-			case protowire.Fixed64Type:
-				off += 8
-			default:
-				off += 4
-			}
-			if f.reqBit >= 0 {
-				seen.set(f.reqBit)
-			}
-			continue
+		vn, ok, v := s.fastValue(f, typ, b[off:], depth)
+		if !ok {
+			vn, v = s.value(f, typ, b[off:], depth)
 		}
-		vn, v := s.value(f, typ, b[off:], depth)
 		if v != nil {
 			v.InstanceLocation = "/" + f.name + v.InstanceLocation
 			return off, v
@@ -263,6 +223,68 @@ func (s *ProtoSchema) walk(b []byte, m *protoMsg, depth int, group protowire.Num
 		return off, nil
 	}
 	return off, s.checkRequired(m, &seen)
+}
+
+// readTag reads the field tag at the start of b (not empty): a one-byte tag of a valid field
+// number inline, anything else through protowire (a negative length is its error code).
+func readTag(b []byte) (protowire.Number, protowire.Type, int) {
+	if c := b[0]; c < 0x80 && c >= 1<<3 {
+		return protowire.Number(c >> 3), protowire.Type(c & 7), 1
+	}
+	return protowire.ConsumeTag(b)
+}
+
+// skipUnknown handles a field number m does not declare, whose value starts b (at byte off of
+// the message): a violation when unknown fields are rejected, else the value's length.
+func (s *ProtoSchema) skipUnknown(m *protoMsg, num protowire.Number, typ protowire.Type, b []byte, off int) (int, *Violation) {
+	if s.rejectUnknown {
+		return 0, &Violation{KeywordLocation: "unknown-field", Message: fmt.Sprintf("field number %d is not declared in %s", num, m.name)}
+	}
+	vn := protowire.ConsumeFieldValue(num, typ, b)
+	if vn < 0 {
+		return 0, malformed(protowire.ParseError(vn), off)
+	}
+	return vn, nil
+}
+
+// fastValue decodes inline the common values of field f at the start of b: of the declared
+// wire type, length-delimited with a one-byte length that fits, a one-byte varint, or a
+// fixed-size value that fits. It returns the bytes read and ok; ok is false when the value is
+// not one of those (or is a string that is not valid UTF-8), and value must check it. A
+// violation (ok true) comes from a nested message, without this field's name prefixed.
+func (s *ProtoSchema) fastValue(f *protoField, typ protowire.Type, b []byte, depth int) (int, bool, *Violation) {
+	if typ != f.wire || len(b) == 0 {
+		return 0, false, nil
+	}
+	switch typ {
+	case protowire.BytesType:
+		if b[0] >= 0x80 || int(b[0]) > len(b)-1 {
+			return 0, false, nil
+		}
+		// Fast path of value's BytesType case: a length below 128 that fits.
+		body := b[1 : 1+int(b[0])]
+		if f.msg != nil {
+			if _, v := s.walk(body, f.msg, depth+1, 0); v != nil {
+				return 0, true, v
+			}
+		} else if f.utf8 && !ascii(body) && !utf8.Valid(body) {
+			return 0, false, nil // value reports it
+		}
+		return 1 + len(body), true, nil
+	case protowire.VarintType:
+		if b[0] < 0x80 {
+			return 1, true, nil
+		}
+	case protowire.Fixed64Type:
+		if len(b) >= 8 {
+			return 8, true, nil
+		}
+	case protowire.Fixed32Type:
+		if len(b) >= 4 {
+			return 4, true, nil
+		}
+	}
+	return 0, false, nil
 }
 
 // ascii reports whether p holds only ASCII bytes (so is valid UTF-8), a word at a time; it

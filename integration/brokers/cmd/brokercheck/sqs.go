@@ -24,92 +24,123 @@ func readySQS(ctx context.Context, endpoint string) error {
 	return err
 }
 
+// smokeSQS checks, on queues of its own that it deletes again, that a standard queue
+// dead-letters a message past its maxReceiveCount and that a FIFO queue delivers.
 func smokeSQS(ctx context.Context, endpoint string) error {
-	c := sqsClient(endpoint)
+	s := &sqsSmoke{c: sqsClient(endpoint)}
+	defer s.deleteAll()
 	base := uniqueName("courier-brokercheck")
-	var created []string
-	defer func() {
-		for _, u := range created {
-			_, _ = c.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: aws.String(u)})
-		}
-	}()
-	create := func(name string, attrs map[string]string) (string, error) {
-		out, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: attrs})
-		if err != nil {
-			return "", fmt.Errorf("create queue %s: %w", name, err)
-		}
-		created = append(created, *out.QueueUrl)
-		return *out.QueueUrl, nil
-	}
-
-	// Standard queue with a dead-letter queue (RedrivePolicy).
-	dlq, err := create(base+"-dlq", nil)
-	if err != nil {
+	if err := s.deadLetter(ctx, base); err != nil {
 		return err
 	}
-	attrs, err := c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+	return s.fifo(ctx, base)
+}
+
+// sqsSmoke is an SQS client and the queues it created, to delete at the end.
+type sqsSmoke struct {
+	c       *sqs.Client
+	created []string
+}
+
+func (s *sqsSmoke) create(ctx context.Context, name string, attrs map[string]string) (string, error) {
+	out, err := s.c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: attrs})
+	if err != nil {
+		return "", fmt.Errorf("create queue %s: %w", name, err)
+	}
+	s.created = append(s.created, *out.QueueUrl)
+	return *out.QueueUrl, nil
+}
+
+func (s *sqsSmoke) deleteAll() {
+	for _, u := range s.created {
+		_, _ = s.c.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: aws.String(u)})
+	}
+}
+
+// redriveQueues creates a standard queue named base with a dead-letter queue (RedrivePolicy,
+// maxReceiveCount 1) and returns both URLs.
+func (s *sqsSmoke) redriveQueues(ctx context.Context, base string) (q, dlq string, err error) {
+	dlq, err = s.create(ctx, base+"-dlq", nil)
+	if err != nil {
+		return "", "", err
+	}
+	attrs, err := s.c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
 		QueueUrl: aws.String(dlq), AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameQueueArn},
 	})
 	if err != nil {
-		return err
+		return "", "", err
 	}
 	dlqArn := attrs.Attributes[string(types.QueueAttributeNameQueueArn)]
 	if dlqArn == "" {
-		return fmt.Errorf("no QueueArn for %s", dlq)
+		return "", "", fmt.Errorf("no QueueArn for %s", dlq)
 	}
-	q, err := create(base, nil)
+	q, err = s.create(ctx, base, nil)
 	if err != nil {
-		return err
+		return "", "", err
 	}
-	if _, err := c.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{
+	if _, err := s.c.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{
 		QueueUrl: aws.String(q),
 		Attributes: map[string]string{
 			"RedrivePolicy": fmt.Sprintf(`{"deadLetterTargetArn":%q,"maxReceiveCount":"1"}`, dlqArn),
 		},
 	}); err != nil {
-		return fmt.Errorf("set RedrivePolicy: %w", err)
+		return "", "", fmt.Errorf("set RedrivePolicy: %w", err)
+	}
+	return q, dlq, nil
+}
+
+// deadLetter checks that a standard queue with a dead-letter queue moves a message received
+// more than maxReceiveCount times there.
+func (s *sqsSmoke) deadLetter(ctx context.Context, base string) error {
+	q, dlq, err := s.redriveQueues(ctx, base)
+	if err != nil {
+		return err
 	}
 	body := uniqueName("hello")
-	if _, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(q), MessageBody: aws.String(body)}); err != nil {
+	if _, err := s.c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(q), MessageBody: aws.String(body)}); err != nil {
 		return err
 	}
 	// The first receive uses up the one allowed receive; making the message
 	// visible again (a nack) lets the next receive move it to the
 	// dead-letter queue.
-	m, err := receiveOne(ctx, c, q, body)
+	m, err := receiveOne(ctx, s.c, q, body)
 	if err != nil {
 		return err
 	}
-	if _, err := c.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+	if _, err := s.c.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
 		QueueUrl: aws.String(q), ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0,
 	}); err != nil {
 		return fmt.Errorf("change visibility: %w", err)
 	}
-	if out, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(q), WaitTimeSeconds: 1}); err != nil {
+	if out, err := s.c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(q), WaitTimeSeconds: 1}); err != nil {
 		return err
 	} else if len(out.Messages) != 0 {
 		return fmt.Errorf("message past maxReceiveCount was delivered again instead of dead-lettered")
 	}
-	if _, err := receiveOne(ctx, c, dlq, body); err != nil {
+	if _, err := receiveOne(ctx, s.c, dlq, body); err != nil {
 		return fmt.Errorf("dead-letter queue: %w", err)
 	}
+	return nil
+}
 
-	// FIFO queue.
-	fifo, err := create(base+".fifo", map[string]string{"FifoQueue": "true"})
+// fifo checks that a FIFO queue named base.fifo delivers a message, and deletes it.
+func (s *sqsSmoke) fifo(ctx context.Context, base string) error {
+	fifo, err := s.create(ctx, base+".fifo", map[string]string{"FifoQueue": "true"})
 	if err != nil {
 		return err
 	}
-	if _, err := c.SendMessage(ctx, &sqs.SendMessageInput{
+	body := uniqueName("hello")
+	if _, err := s.c.SendMessage(ctx, &sqs.SendMessageInput{
 		QueueUrl: aws.String(fifo), MessageBody: aws.String(body),
 		MessageGroupId: aws.String("g"), MessageDeduplicationId: aws.String(body),
 	}); err != nil {
 		return err
 	}
-	m, err = receiveOne(ctx, c, fifo, body)
+	m, err := receiveOne(ctx, s.c, fifo, body)
 	if err != nil {
 		return fmt.Errorf("fifo: %w", err)
 	}
-	_, err = c.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(fifo), ReceiptHandle: m.ReceiptHandle})
+	_, err = s.c.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(fifo), ReceiptHandle: m.ReceiptHandle})
 	return err
 }
 
