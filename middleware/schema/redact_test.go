@@ -91,7 +91,7 @@ func TestRedactEndToEnd(t *testing.T) {
 		defer mu.Unlock()
 		return logs.Write(p)
 	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	conn, err := transport.OpenConfig(ctx, "memory://", transport.ConnConfig{Logger: logger})
+	conn, err := transport.OpenConfig(ctx, "memory://redact-end-to-end", transport.ConnConfig{Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,6 +134,16 @@ func TestRedactEndToEnd(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("invalid message not dead-lettered")
+	}
+	// The engine logs the dead-lettering once the copy is stored, which may be after the
+	// dead-letter subscriber received it: wait for the line.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		found := strings.Contains(logs.String(), "acct-1")
+		mu.Unlock()
+		if found {
+			break
+		}
 	}
 	mu.Lock()
 	defer mu.Unlock()
