@@ -49,12 +49,13 @@ func (c PublisherConfig) Validate() error {
 type Publisher struct {
 	conn *Conn
 	fn   message.PublishFunc
+	mw   bool // publish middleware is configured: it gets the connection's logger in ctx
 }
 
 // Publisher returns a publisher that runs cfg.Middleware around every publish. Negative
 // Coalesce bounds count as their defaults.
 func (c *Conn) Publisher(cfg PublisherConfig) *Publisher {
-	p := &Publisher{conn: c}
+	p := &Publisher{conn: c, mw: len(cfg.Middleware) > 0}
 	msgs, bytes := cfg.CoalesceMessages, cfg.CoalesceBytes
 	if msgs <= 0 && !c.caps.Persistent {
 		msgs = 1 // an in-process broker (memory://) has no round trip to share
@@ -108,6 +109,9 @@ func (p *Publisher) Publish(ctx context.Context, topic string, msgs ...*message.
 	}
 	if err := p.prepare(topic, msgs); err != nil {
 		return err
+	}
+	if p.mw && p.conn.log != nil {
+		ctx = message.WithLogger(ctx, p.conn.log) // middleware logs through the connection's logger
 	}
 	return p.fn(ctx, topic, msgs)
 }
