@@ -520,8 +520,15 @@ func (c *consumer) advance() {
 // sendError describes a failure to send an ack, nack or reject. Those frames carry nothing
 // the broker could refuse before it has them, so a failure means the channel or its
 // connection broke: the broker requeues the channel's unacknowledged deliveries and the
-// receiver consumes again on a new channel. The error says so and wraps driver.ErrUnavailable.
+// receiver consumes again on a new channel. A closed channel (amqp.ErrClosed) is no error:
+// the settlement is void and the broker delivers the message again. Anything else is
+// returned, saying so and wrapping driver.ErrUnavailable.
 func (c *consumer) sendError(err error) error {
+	if errors.Is(err, amqp.ErrClosed) {
+		// The channel is gone, and with it every unsettled delivery, which the broker
+		// requeues: the settlement is void rather than failed. Nothing to report.
+		return nil
+	}
 	return fmt.Errorf("%w: rabbitmq: the consume channel broke before the delivery was settled; the broker delivers it again: %w",
 		driver.ErrUnavailable, err)
 }
