@@ -66,7 +66,7 @@ func TestEmulatorURLNeedsNoCredentials(t *testing.T) {
 	}
 	defer conn.Close(context.Background())
 	queue := fmt.Sprintf("urlconfig-nocreds-%d", time.Now().UnixNano())
-	sub, err := conn.Subscribe(ctx, queue, "s", transport.SubscriberConfig{})
+	sub, err := conn.Subscribe(ctx, queue, "s", transport.SubscriberConfig{Order: transport.OrderDelivery}) // a standard queue
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func RoundTrip(t testing.TB, rawURL, topic string, log *slog.Logger) {
 			t.Errorf("close: %v", err)
 		}
 	}()
-	sub, err := conn.Subscribe(ctx, topic, "logtest", transport.SubscriberConfig{})
+	sub, err := conn.Subscribe(ctx, topic, "logtest", transport.SubscriberConfig{Order: transport.OrderDelivery}) // every broker, SQS standard queues too
 	if err != nil {
 		t.Fatalf("subscribe: %v", err)
 	}
