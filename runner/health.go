@@ -38,14 +38,14 @@ type BrokerHealth struct {
 }
 
 // Liveness reports the subscribers' states without contacting the brokers.
-func (r *Runner) Liveness() Health { return r.health(nil) }
+func (r *Runner) Liveness() Health { return r.health(context.Background(), false) }
 
 // Readiness reports the subscribers' states and pings every connection, each bounded by
 // Config.PingTimeout and ctx.
-func (r *Runner) Readiness(ctx context.Context) Health { return r.health(ctx) }
+func (r *Runner) Readiness(ctx context.Context) Health { return r.health(ctx, true) }
 
 // health builds a snapshot; with a non-nil ctx it also pings the brokers.
-func (r *Runner) health(ctx context.Context) Health {
+func (r *Runner) health(ctx context.Context, ping bool) Health {
 	r.mu.Lock()
 	routes, subs, started, done := r.routes, r.subs, r.started, r.done
 	r.mu.Unlock()
@@ -65,7 +65,7 @@ func (r *Runner) health(ctx context.Context) Health {
 		}
 		h.Subscriptions = append(h.Subscriptions, sh)
 	}
-	if ctx != nil {
+	if ping {
 		for _, c := range r.conns(routes) {
 			bh := BrokerHealth{Broker: c.Capabilities().Name}
 			if err := r.ping(ctx, c); err != nil {

@@ -5,6 +5,7 @@ package hostile
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"sync"
@@ -184,3 +185,22 @@ func TestMatrixPubSub(t *testing.T) {
 	}
 	runMatrix(t, target{name: "gcppubsub", url: "gcppubsub://" + project + "?endpoint=" + ep, publish: publish, maxPayload: 4 << 20})
 }
+
+// newLogger logs everything to w as text.
+func newLogger(w *syncBuffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// countLines counts the lines of logs that contain s.
+func countLines(logs, s string) int {
+	n := 0
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, s) {
+			n++
+		}
+	}
+	return n
+}
+
+// runMatrix publishes every case raw and checks the ledger.
+func runMatrix(t *testing.T, tg target) { runMatrixOn(t, newFixture(t, tg)) }

@@ -366,22 +366,6 @@ func (f *fixture) buildChains(log *slog.Logger) {
 	f.pubP = f.conn.Publisher(transport.PublisherConfig{Middleware: append(f.chainP.Publish(), capture)})
 }
 
-// newLogger logs everything to w as text.
-func newLogger(w *syncBuffer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// countLines counts the lines of logs that contain s.
-func countLines(logs, s string) int {
-	n := 0
-	for _, l := range strings.Split(logs, "\n") {
-		if strings.Contains(l, s) {
-			n++
-		}
-	}
-	return n
-}
-
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -464,9 +448,6 @@ type result struct {
 	cases, handled, dead, refused, unresolved, wrong, leaks int
 	escaped, cut, omitted                                   int // dead-letter copies the fallbacks changed
 }
-
-// runMatrix publishes every case raw and checks the ledger.
-func runMatrix(t *testing.T, tg target) { runMatrixOn(t, newFixture(t, tg)) }
 
 // runMatrixOn runs the matrix on a fixture made by newFixture.
 func runMatrixOn(t *testing.T, f *fixture) {
