@@ -42,6 +42,7 @@ var session = sync.OnceValue(func() string {
 // reaperPipe is the write end of the pipe the reaper reads: it stays open
 // (referenced here, so never finalized) until this process exits, and then
 // the reaper reads end-of-file.
+//
 //lint:ignore U1000 never read: holding it keeps the pipe open until exit
 var reaperPipe *os.File
 
