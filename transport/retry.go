@@ -20,7 +20,7 @@ type RetryPolicy struct {
 	MaxAttempts int
 	// InitialDelay before the second attempt. Default 100ms.
 	InitialDelay time.Duration
-	// MaxDelay caps the delay. Default 30s.
+	// MaxDelay caps the delay, jitter included. Default 30s.
 	MaxDelay time.Duration
 	// Multiplier grows the delay per attempt; at least 1. Default 2.
 	Multiplier float64
@@ -108,5 +108,5 @@ func (r *RetryPolicy) delay(attempt int) time.Duration {
 	if r.Jitter > 0 {
 		d *= 1 + r.Jitter*(2*rand.Float64()-1)
 	}
-	return time.Duration(d)
+	return time.Duration(min(d, float64(r.MaxDelay))) // the cap holds after the jitter too
 }
