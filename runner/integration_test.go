@@ -63,10 +63,12 @@ func TestIntegrationRunner(t *testing.T) {
 			r := runner.New(conn, runner.Config{DrainTimeout: 5 * time.Second})
 			for i := range 2 {
 				topic := base + "-" + strconv.Itoa(i)
-				if err := r.Add(runner.Route{Topic: topic, Subscription: topic + "-s", Handler: func(_ context.Context, m *message.Message) error {
-					got <- m.Topic
-					return nil
-				}}); err != nil {
+				if err := r.Add(runner.Route{Topic: topic, Subscription: topic + "-s",
+					// SQS standard queues refuse publish order; these routes need none.
+					Config: transport.SubscriberConfig{Order: transport.OrderDelivery}, Handler: func(_ context.Context, m *message.Message) error {
+						got <- m.Topic
+						return nil
+					}}); err != nil {
 					t.Fatal(err)
 				}
 			}
