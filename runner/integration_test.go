@@ -11,6 +11,7 @@ import (
 	"time"
 
 	_ "github.com/courierhq/courier/adapters/all"
+	"github.com/courierhq/courier/integration/brokers"
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/runner"
 	"github.com/courierhq/courier/transport"
@@ -25,26 +26,7 @@ func realBrokers(t *testing.T) map[string]string {
 			t.Setenv(k, v)
 		}
 	}
-	urls := map[string]string{}
-	if u := os.Getenv("COURIER_RABBITMQ_URL"); u != "" {
-		urls["rabbitmq"] = u
-	}
-	if b := os.Getenv("COURIER_KAFKA_BROKERS"); b != "" {
-		urls["kafka"] = "kafka://" + b
-	}
-	if e := os.Getenv("COURIER_SQS_ENDPOINT"); e != "" {
-		urls["sqs"] = "sqs://?region=us-east-1&endpoint=" + e
-	}
-	if e := os.Getenv("COURIER_PUBSUB_EMULATOR_HOST"); e != "" {
-		urls["pubsub"] = "gcppubsub://courier-runner-test?endpoint=" + e
-	}
-	if len(urls) == 0 {
-		if os.Getenv("COURIER_REQUIRE_BROKERS") != "" {
-			t.Fatal("no broker endpoints in the environment")
-		}
-		t.Skip("no broker endpoints in the environment (source .brokers/env)")
-	}
-	return urls
+	return brokers.CourierURLs(t, "courier-runner-test")
 }
 
 // TestIntegrationRunner: on every real broker, two routes run, are ready (states running and

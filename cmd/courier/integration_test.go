@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/courierhq/courier/integration/brokers"
 	"github.com/courierhq/courier/transport"
 )
 
@@ -30,26 +31,7 @@ func emulatorCredentials(t *testing.T) {
 // brokerURLs are the real brokers from the environment (set -a; . .brokers/env), by name.
 func brokerURLs(t *testing.T) map[string]string {
 	emulatorCredentials(t)
-	urls := map[string]string{}
-	if u := os.Getenv("COURIER_RABBITMQ_URL"); u != "" {
-		urls["rabbitmq"] = u
-	}
-	if b := os.Getenv("COURIER_KAFKA_BROKERS"); b != "" {
-		urls["kafka"] = "kafka://" + b
-	}
-	if e := os.Getenv("COURIER_SQS_ENDPOINT"); e != "" {
-		urls["sqs"] = "sqs://?region=us-east-1&endpoint=" + e
-	}
-	if e := os.Getenv("COURIER_PUBSUB_EMULATOR_HOST"); e != "" {
-		urls["pubsub"] = "gcppubsub://courier-cli-test?endpoint=" + e
-	}
-	if len(urls) == 0 {
-		if os.Getenv("COURIER_REQUIRE_BROKERS") != "" {
-			t.Fatal("no broker endpoints in the environment")
-		}
-		t.Skip("no broker endpoints in the environment (source .brokers/env)")
-	}
-	return urls
+	return brokers.CourierURLs(t, "courier-cli-test")
 }
 
 func TestIntegrationPing(t *testing.T) {

@@ -269,3 +269,16 @@ func truthy(v string, ok bool) bool {
 	}
 	return false
 }
+
+// CourierURLs returns a Courier URL for each message broker — "rabbitmq", "kafka", "sqs",
+// "pubsub" — found as Endpoint finds it: a broker that is missing skips the test, or fails it
+// under COURIER_REQUIRE_BROKERS=1. project names the Pub/Sub project.
+func CourierURLs(t testing.TB, project string) map[string]string {
+	t.Helper()
+	return map[string]string{
+		"rabbitmq": Endpoint(t, RabbitMQ),
+		"kafka":    "kafka://" + Endpoint(t, Kafka),
+		"sqs":      "sqs://?region=us-east-1&endpoint=" + url.QueryEscape(Endpoint(t, SQS)),
+		"pubsub":   "gcppubsub://" + project + "?endpoint=" + Endpoint(t, PubSub),
+	}
+}
