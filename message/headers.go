@@ -78,4 +78,13 @@ const (
 	HeaderSchemaViolation = ReservedPrefix + "schema-violation"
 	// HeaderSchema names the schema (or type) a payload conforms to.
 	HeaderSchema = ReservedPrefix + "schema"
+
+	// HeaderCorrelationID pairs a reply with its request (package reqreply). A caller that
+	// retries a timed-out request sends the same value again.
+	HeaderCorrelationID = ReservedPrefix + "correlation-id"
+	// HeaderReplyTo names the topic a request's reply is published to (package reqreply).
+	HeaderReplyTo = ReservedPrefix + "reply-to"
+	// HeaderReplyError marks a reply as an error reply and carries its kind; the payload is the
+	// error text (package reqreply).
+	HeaderReplyError = ReservedPrefix + "reply-error"
 )
