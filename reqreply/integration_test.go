@@ -1,0 +1,66 @@
+//go:build integration
+
+package reqreply
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	_ "github.com/courierhq/courier/adapters/all"
+	"github.com/courierhq/courier/integration/brokers"
+	"github.com/courierhq/courier/transport"
+)
+
+// brokerConns opens a connection to every real broker (set -a; . .brokers/env; set +a); a
+// missing broker skips the test, or fails it under COURIER_REQUIRE_BROKERS=1.
+func brokerConns(t *testing.T) map[string]func(t *testing.T) *transport.Conn {
+	// Static credentials for the SQS emulator, and no probing for an EC2 instance role.
+	for k, v := range map[string]string{
+		"AWS_ACCESS_KEY_ID": "courier", "AWS_SECRET_ACCESS_KEY": "courier", "AWS_EC2_METADATA_DISABLED": "true",
+	} {
+		if os.Getenv(k) == "" {
+			t.Setenv(k, v)
+		}
+	}
+	conns := map[string]func(t *testing.T) *transport.Conn{}
+	for name, url := range brokers.CourierURLs(t, "courier-reqreply-test") {
+		conns[name] = func(t *testing.T) *transport.Conn {
+			t.Helper()
+			conn, err := transport.Open(context.Background(), url)
+			if err != nil {
+				t.Fatalf("open %s: %v", name, err)
+			}
+			t.Cleanup(func() { _ = conn.Close(context.Background()) })
+			return conn
+		}
+	}
+	return conns
+}
+
+func TestIntegrationConcurrentRequests(t *testing.T) {
+	for name, open := range brokerConns(t) {
+		t.Run(name, func(t *testing.T) { scenarioConcurrent(t, open(t), 1000, 2*time.Minute) })
+	}
+}
+
+func TestIntegrationTimeoutDropsLateReply(t *testing.T) {
+	for name, open := range brokerConns(t) {
+		t.Run(name, func(t *testing.T) { scenarioTimeout(t, open(t), time.Minute) })
+	}
+}
+
+func TestIntegrationResponderError(t *testing.T) {
+	for name, open := range brokerConns(t) {
+		t.Run(name, func(t *testing.T) { scenarioErrors(t, open(t), time.Minute) })
+	}
+}
+
+// TestIntegrationResponderRestart stops and starts the responder's subscriber (not the
+// broker) while callers wait and retry on timeout with the same correlation ID.
+func TestIntegrationResponderRestart(t *testing.T) {
+	for name, open := range brokerConns(t) {
+		t.Run(name, func(t *testing.T) { scenarioRestart(t, open(t), 500, 3*time.Second, 3*time.Minute) })
+	}
+}
