@@ -34,6 +34,10 @@
 //     reply topic is one more topic per requester instance (deleted on Close); on SQS a queue;
 //     on Pub/Sub a topic and a subscription.
 //   - Names use '-' only (SQS queue names allow no '.').
+//   - On brokers that create topics on publish (Kafka, SQS and Pub/Sub by default), a reply to
+//     a requester that has closed creates its reply topic again. A responder whose connection
+//     has topic creation off (create=false) gets ErrTopicNotFound instead, and logs and drops
+//     the reply.
 //   - Late replies are dropped. A reply that finds no caller waiting (the request timed out,
 //     or another reply with its correlation ID came first) is acknowledged, logged at debug
 //     and counted in Stats.Late; it is never delivered to another caller, since callers are

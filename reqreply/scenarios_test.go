@@ -102,7 +102,7 @@ func scenarioConcurrent(t *testing.T, conn *transport.Conn, n int, timeout time.
 	if s.Requests != uint64(n) || s.Replies != uint64(n) || s.Late != 0 || s.Invalid != 0 {
 		t.Errorf("stats %+v, want %d requests and replies, none late or invalid", s, n)
 	}
-	t.Logf("%d concurrent requests: %+v, %d mismatched", n, s, bad.Load())
+	t.Logf("%s: %d concurrent requests: %+v, %d mismatched", conn.Capabilities().Name, n, s, bad.Load())
 }
 
 // scenarioTimeout: a timed-out request returns context.DeadlineExceeded; its late reply is
@@ -209,8 +209,8 @@ func scenarioRestart(t *testing.T, conn *transport.Conn, n int, attemptTimeout, 
 	if answered.Load() != int64(n) {
 		t.Errorf("answered %d of %d", answered.Load(), n)
 	}
-	t.Logf("restart: %d answered before the stop, %d after; %d retries, %d handled, stats %+v",
-		stopped, int64(n)-stopped, retries.Load(), handled.Load(), r.Stats())
+	t.Logf("%s restart: %d answered before the stop, %d after; %d retries, %d handled, stats %+v",
+		conn.Capabilities().Name, stopped, int64(n)-stopped, retries.Load(), handled.Load(), r.Stats())
 }
 
 // requestWithRetry is the documented caller: retry on timeout with the same correlation ID.
