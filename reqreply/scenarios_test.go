@@ -175,13 +175,19 @@ func scenarioErrors(t *testing.T, conn *transport.Conn, timeout time.Duration) {
 }
 
 // scenarioRestart: the responder is stopped and started again while n callers wait; each
-// retries on timeout with the same correlation ID, and every request is answered.
+// retries on timeout with the same correlation ID, and every request is answered. The first
+// responder answers a quarter of the requests and then hangs on the rest until it is stopped,
+// so that the stop always catches requests in flight and callers always wait past a timeout.
 func scenarioRestart(t *testing.T, conn *transport.Conn, n int, attemptTimeout, total time.Duration) {
 	topic := uniqueName("rr-restart")
 	var handled atomic.Int64
+	var hang atomic.Bool
+	hang.Store(true)
 	fn := func(ctx context.Context, req *message.Message) (*message.Message, error) {
-		handled.Add(1)
-		time.Sleep(time.Duration(rand.IntN(5)) * time.Millisecond)
+		if handled.Add(1) > int64(n/4) && hang.Load() {
+			<-ctx.Done() // stopped mid-request: the engine gives the request back
+			return nil, ctx.Err()
+		}
 		return echo(ctx, req)
 	}
 	stop := serve(t, conn, topic, fn)
@@ -201,13 +207,17 @@ func scenarioRestart(t *testing.T, conn *transport.Conn, n int, attemptTimeout, 
 		})
 	}
 	waitFor(t, total/2, "a quarter of the requests to be answered", func() bool { return answered.Load() >= int64(n/4) })
+	time.Sleep(attemptTimeout) // callers time out and retry while the responder hangs
 	stop()
 	stopped := answered.Load()
-	time.Sleep(attemptTimeout) // callers time out and retry while no responder runs
+	hang.Store(false)
 	serve(t, conn, topic, fn)
 	wg.Wait()
 	if answered.Load() != int64(n) {
 		t.Errorf("answered %d of %d", answered.Load(), n)
+	}
+	if stopped == int64(n) || retries.Load() == 0 {
+		t.Errorf("the restart caught nothing: %d of %d answered before it, %d retries", stopped, n, retries.Load())
 	}
 	t.Logf("%s restart: %d answered before the stop, %d after; %d retries, %d handled, stats %+v",
 		conn.Capabilities().Name, stopped, int64(n)-stopped, retries.Load(), handled.Load(), r.Stats())
