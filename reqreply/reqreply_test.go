@@ -256,3 +256,25 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("zero config: %v", err)
 	}
 }
+
+// TestCloseDeletesReplyTopic: Close removes the reply subscription and topic.
+func TestCloseDeletesReplyTopic(t *testing.T) {
+	conn := memConn(t)
+	ctx := context.Background()
+	r, err := NewRequester(ctx, conn, RequesterConfig{ID: "fixed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.ReplyTopic() != DefaultReplyPrefix+"fixed" {
+		t.Errorf("reply topic %q", r.ReplyTopic())
+	}
+	if subs, err := conn.Subscriptions(ctx, r.ReplyTopic()); err != nil || len(subs) != 1 {
+		t.Fatalf("before Close: subscriptions %v, %v", subs, err)
+	}
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if subs, err := conn.Subscriptions(ctx, r.ReplyTopic()); err != nil || len(subs) != 0 {
+		t.Errorf("after Close: subscriptions %v, %v", subs, err)
+	}
+}
