@@ -23,7 +23,7 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreTopFunction("github.com/segmentio/kafka-go.(*conn).run"))
 }
 
-func memConn(t *testing.T) *transport.Conn {
+func memConn(t testing.TB) *transport.Conn {
 	t.Helper()
 	conn, err := transport.Open(context.Background(), "memory://")
 	if err != nil {
@@ -276,5 +276,21 @@ func TestCloseDeletesReplyTopic(t *testing.T) {
 	}
 	if subs, err := conn.Subscriptions(ctx, r.ReplyTopic()); err != nil || len(subs) != 0 {
 		t.Errorf("after Close: subscriptions %v, %v", subs, err)
+	}
+}
+
+func TestRequestRefusesInvalidInput(t *testing.T) {
+	r := newRequester(t, memConn(t))
+	ctx := context.Background()
+	if _, err := r.Request(ctx, "t", nil); !errors.Is(err, transport.ErrInvalidMessage) {
+		t.Errorf("nil message: %v", err)
+	}
+	for _, id := range []string{strings.Repeat("x", MaxCorrelationIDBytes+1), "a\nb", "\xff"} {
+		if _, err := r.Request(ctx, "t", message.New(nil), WithCorrelationID(id)); !errors.Is(err, transport.ErrInvalidMessage) {
+			t.Errorf("correlation ID %q: %v", id, err)
+		}
+	}
+	if s := r.Stats(); s.Requests != 0 {
+		t.Errorf("%d invalid requests were published", s.Requests)
 	}
 }

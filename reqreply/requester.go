@@ -191,6 +191,9 @@ func CorrelationID(m *message.Message) string { return m.Header(message.HeaderCo
 // stops after handling it and before its reply is published loses the reply. Callers that
 // must have an answer retry on timeout with the same correlation ID (WithCorrelationID).
 func (r *Requester) Request(ctx context.Context, topic string, msg *message.Message, opts ...RequestOption) (*message.Message, error) {
+	if msg == nil {
+		return nil, fmt.Errorf("reqreply: request to %s: %w: nil message", topic, transport.ErrInvalidMessage)
+	}
 	var o requestOptions
 	for _, opt := range opts {
 		opt(&o)

@@ -30,7 +30,7 @@ func responderCfg() transport.SubscriberConfig {
 
 // serve subscribes a responder running fn on topic and runs it until the test ends or stop
 // is called; stop waits for Run to return.
-func serve(t *testing.T, conn *transport.Conn, topic string, fn Func) (stop func()) {
+func serve(t testing.TB, conn *transport.Conn, topic string, fn Func) (stop func()) {
 	t.Helper()
 	ctx := context.Background()
 	sub, err := conn.Subscribe(ctx, topic, "responder", responderCfg())
@@ -52,7 +52,7 @@ func serve(t *testing.T, conn *transport.Conn, topic string, fn Func) (stop func
 }
 
 // newRequester makes a requester on conn, closed when the test ends.
-func newRequester(t *testing.T, conn *transport.Conn) *Requester {
+func newRequester(t testing.TB, conn *transport.Conn) *Requester {
 	t.Helper()
 	r, err := NewRequester(context.Background(), conn, RequesterConfig{})
 	if err != nil {
