@@ -4,6 +4,7 @@ package reqreply
 
 import (
 	"context"
+	"errors"
 	"os"
 	"testing"
 	"time"
@@ -62,5 +63,30 @@ func TestIntegrationResponderError(t *testing.T) {
 func TestIntegrationResponderRestart(t *testing.T) {
 	for name, open := range brokerConns(t) {
 		t.Run(name, func(t *testing.T) { scenarioRestart(t, open(t), 500, 3*time.Second, 3*time.Minute) })
+	}
+}
+
+// TestIntegrationCloseDeletesReplyTopic: Close leaves no reply subscription behind (where the
+// broker can list them; on SQS the queue itself is gone).
+func TestIntegrationCloseDeletesReplyTopic(t *testing.T) {
+	for name, open := range brokerConns(t) {
+		t.Run(name, func(t *testing.T) {
+			conn := open(t)
+			ctx := context.Background()
+			r, err := NewRequester(ctx, conn, RequesterConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Close(ctx); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			subs, err := conn.Subscriptions(ctx, r.ReplyTopic())
+			if errors.Is(err, transport.ErrUnsupported) {
+				t.Skipf("%s cannot list subscriptions", name)
+			}
+			if err != nil || len(subs) != 0 {
+				t.Errorf("after Close: subscriptions of %s: %v, %v", r.ReplyTopic(), subs, err)
+			}
+		})
 	}
 }
