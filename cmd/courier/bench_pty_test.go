@@ -1,0 +1,53 @@
+//go:build linux || darwin || freebsd
+
+package main
+
+import (
+	"context"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/creack/pty"
+)
+
+// TestBenchProgressOnTerminal runs bench with a pseudo-terminal as standard output and error
+// (-progress auto): the progress line is rewritten in place (\r) at least twice with growing
+// counts, and the summary follows it.
+func TestBenchProgressOnTerminal(t *testing.T) {
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	defer ptmx.Close()
+	output := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(ptmx) // ends with EIO once the terminal side is closed
+		output <- string(b)
+	}()
+	code := run(context.Background(), []string{"bench", "-url", "memory://", "-duration", "2s", "-rate", "500"}, strings.NewReader(""), tty, tty)
+	_ = tty.Close()
+	out := <-output
+	if code != 0 {
+		t.Fatalf("exit %d; output %q", code, out)
+	}
+	lines := regexp.MustCompile(`\rsent (\d+) \(\d+/s\)  received (\d+) \(\d+/s\)  p50 \S+  p99 \S+\x1b\[K`).FindAllStringSubmatch(out, -1)
+	if len(lines) < 2 {
+		t.Fatalf("saw %d progress updates; want at least 2 in %q", len(lines), out)
+	}
+	prev := -1
+	for _, l := range lines {
+		n, _ := strconv.Atoi(l[1])
+		if n <= prev {
+			t.Errorf("progress went from sent %d to %d; want it growing: %q", prev, n, out)
+		}
+		prev = n
+	}
+	final := strings.LastIndex(out, "\rsent 1000  received 1000  p50 ")
+	summary := strings.Index(out, "received  1000 in ")
+	if final < 0 || summary < final {
+		t.Errorf("want the final progress line (1000 sent and received), then the summary: %q", out)
+	}
+}
