@@ -116,10 +116,16 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer conn.Close(context.Background())
+	if err := checkOwnSubscription(conn.Capabilities(), cfg); err != nil {
+		return err
+	}
 	cfg, cleanup := benchNames(conn, cfg)
 	res, err := runBench(ctx, conn, cfg, benchProgressOut(cfg.Progress, stderr))
-	res.Cleanup = cleanup(stderr)
+	res.Cleanup = cleanup()
 	if err != nil {
+		if res.Cleanup != "" {
+			fmt.Fprintln(stderr, res.Cleanup)
+		}
 		return err
 	}
 	if err := reportBench(stdout, cfg, res); err != nil {
@@ -133,9 +139,22 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return benchVerdict(res)
 }
 
+// checkOwnSubscription refuses to consume a named topic through a subscription of bench's own
+// on a broker without fan-out (SQS), where that subscription is the topic's queue: bench would
+// take, and acknowledge, messages meant for the topic's consumers. Naming the subscription
+// does it on purpose.
+func checkOwnSubscription(caps transport.Capabilities, cfg benchConfig) error {
+	if !caps.FanOut && cfg.Topic != "" && cfg.Subscription == "" {
+		return usageError("bench: %s has no fan-out, so a subscription of bench's own on topic %s would take messages from its consumers; leave -topic out (bench makes a new one) or name -subscription to consume from it on purpose", caps.Name, cfg.Topic)
+	}
+	return nil
+}
+
 // benchVerdict is the run's error: lost messages or failed publishes.
 func benchVerdict(res benchResult) error {
 	switch {
+	case res.Interrupted && res.Lost > 0:
+		return fmt.Errorf("%w: interrupted with %d message(s) not received yet", errBenchLoss, res.Lost)
 	case res.Lost > 0 && res.Failed > 0:
 		return fmt.Errorf("%w: %d message(s) lost, %d publish(es) failed (first: %v)", errBenchLoss, res.Lost, res.Failed, res.firstFail)
 	case res.Lost > 0:
@@ -149,23 +168,23 @@ func benchVerdict(res benchResult) error {
 // benchNames fills in the default topic and subscription and returns the function that
 // deletes the subscription bench made (it says what happened, or "" when there was nothing
 // to do).
-func benchNames(conn *transport.Conn, cfg benchConfig) (benchConfig, func(io.Writer) string) {
+func benchNames(conn *transport.Conn, cfg benchConfig) (benchConfig, func() string) {
 	stamp := strconv.FormatInt(time.Now().UnixNano(), 36)
 	if cfg.Topic == "" {
 		cfg.Topic = "courier-bench-" + stamp
 	}
 	if cfg.Subscription != "" {
-		return cfg, func(io.Writer) string { return "" }
+		return cfg, func() string { return "" }
 	}
 	cfg.Subscription = cfg.Topic + "-s"
-	return cfg, func(io.Writer) string {
+	return cfg, func() string {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		switch err := conn.DeleteSubscription(ctx, cfg.Topic, cfg.Subscription); {
 		case err == nil:
 			return "deleted subscription " + cfg.Subscription
 		case errors.Is(err, transport.ErrUnsupported):
-			return fmt.Sprintf("subscription %s stays on the broker (%s cannot delete subscriptions)", cfg.Subscription, conn.Capabilities().Name)
+			return fmt.Sprintf("%s cannot delete subscriptions: what this run made for topic %s stays on the broker", conn.Capabilities().Name, cfg.Topic)
 		default:
 			return fmt.Sprintf("could not delete subscription %s: %s", cfg.Subscription, errorLine(err))
 		}
@@ -197,8 +216,13 @@ func runBench(ctx context.Context, conn *transport.Conn, cfg benchConfig, progre
 	go func() { pubDone <- benchPublish(runCtx, conn, cfg, rec) }()
 	pubEnd, werr := benchWait(runCtx, cfg, rec, pubDone, subErr, progress)
 	stopRun()
+	if pubEnd.IsZero() {
+		<-pubDone // the publishers stop at once: runCtx is done
+	}
 	wg.Wait()
-	return newBenchResult(conn, cfg, rec, pubEnd), werr
+	res := newBenchResult(conn, cfg, rec, pubEnd)
+	res.Interrupted = ctx.Err() != nil
+	return res, werr
 }
 
 // benchSubscribe attaches every consumer before anything is published, so nothing is missed.
@@ -252,7 +276,8 @@ func benchPublish(ctx context.Context, conn *transport.Conn, cfg benchConfig, re
 }
 
 // benchPace waits until message seq is due at rate (messages per second from start; 0: at
-// once). It returns false when ctx ended or the deadline (if any) passed.
+// once). It returns false when ctx ended or the message is not due before the deadline (if
+// any).
 func benchPace(ctx context.Context, rate float64, start time.Time, seq uint64, deadline time.Time) bool {
 	due := start
 	if rate > 0 {
@@ -270,7 +295,9 @@ func benchPace(ctx context.Context, rate float64, start time.Time, seq uint64, d
 		case <-t.C:
 		}
 	}
-	return ctx.Err() == nil && (deadline.IsZero() || time.Now().Before(deadline))
+	// At a fixed rate the schedule decides (rate × duration messages, even when a publisher
+	// wakes late); as fast as possible, the clock does.
+	return ctx.Err() == nil && (rate > 0 || deadline.IsZero() || time.Now().Before(deadline))
 }
 
 // benchSend publishes messages first..first+n-1 in one call and records the outcome.

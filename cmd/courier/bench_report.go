@@ -39,6 +39,7 @@ type benchResult struct {
 	Latency      benchLatency  `json:"latency"`       // end to end: send time to handler
 	PerSecond    []benchBucket `json:"per_second"`
 	Cleanup      string        `json:"cleanup,omitempty"`
+	Interrupted  bool          `json:"interrupted,omitempty"` // stopped (Ctrl-C) before the end: lost counts what had not arrived yet
 
 	firstFail error
 }
@@ -96,6 +97,9 @@ func reportBench(out io.Writer, cfg benchConfig, res benchResult) error {
 	l := res.Latency
 	fmt.Fprintf(out, "latency   p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  mean %s (send to handler)\n",
 		fmtMs(l.P50), fmtMs(l.P90), fmtMs(l.P99), fmtMs(l.P999), fmtMs(l.Max), fmtMs(l.Mean))
+	if res.Interrupted {
+		fmt.Fprintf(out, "interrupted before the end: %d message(s) had not arrived\n", res.Lost)
+	}
 	if res.Foreign > 0 {
 		fmt.Fprintf(out, "ignored   %d message(s) on the topic that this run did not send\n", res.Foreign)
 	}

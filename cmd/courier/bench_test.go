@@ -302,3 +302,50 @@ func TestBenchFlagErrors(t *testing.T) {
 		t.Errorf("bad URL: exit %d, stderr %q", code, stderr)
 	}
 }
+
+// TestBenchInterrupted: cancelling the context (Ctrl-C) ends a long run at once with a report
+// of what happened so far, and every goroutine stopped (TestMain checks for leaks).
+func TestBenchInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"bench", "-url", "memory://", "-duration", "1h", "-rate", "200", "-json"}, strings.NewReader(""), &out, &errOut)
+	}()
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	var code int
+	select {
+	case code = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("bench did not stop after its context was cancelled")
+	}
+	var res benchResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("exit %d, stderr %q: %v", code, errOut.String(), err)
+	}
+	if !res.Interrupted || res.Sent == 0 || res.Sent > 200 {
+		t.Errorf("interrupted %v, sent %d; want interrupted after a few sent", res.Interrupted, res.Sent)
+	}
+	if wantCode := map[bool]int{true: 0, false: 1}[res.Lost == 0]; code != wantCode {
+		t.Errorf("exit %d with %d lost; want %d", code, res.Lost, wantCode)
+	}
+}
+
+func TestCheckOwnSubscription(t *testing.T) {
+	for _, tc := range []struct {
+		fanOut     bool
+		topic, sub string
+		ok         bool
+	}{
+		{fanOut: false, topic: "", sub: "", ok: true},        // a new topic of bench's own
+		{fanOut: false, topic: "orders", sub: "", ok: false}, // would take orders' messages
+		{fanOut: false, topic: "orders", sub: "orders", ok: true},
+		{fanOut: true, topic: "orders", sub: "", ok: true},
+	} {
+		err := checkOwnSubscription(transport.Capabilities{Name: "x", FanOut: tc.fanOut}, benchConfig{Topic: tc.topic, Subscription: tc.sub})
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, errUsage)) {
+			t.Errorf("%+v: %v", tc, err)
+		}
+	}
+}
