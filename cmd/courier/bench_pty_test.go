@@ -45,9 +45,9 @@ func TestBenchProgressOnTerminal(t *testing.T) {
 		}
 		prev = n
 	}
-	final := strings.LastIndex(out, "\rsent 1000  received 1000  p50 ")
-	summary := strings.Index(out, "received  1000 in ")
-	if final < 0 || summary < final {
-		t.Errorf("want the final progress line (1000 sent and received), then the summary: %q", out)
+	final := regexp.MustCompile(`\rsent (\d+)  received (\d+)  p50 \S+  p99 \S+\x1b\[K\r?\n`).FindStringSubmatchIndex(out)
+	summary := strings.Index(out, "\nsent      ")
+	if final == nil || summary < final[1]-1 || out[final[2]:final[3]] != out[final[4]:final[5]] {
+		t.Errorf("want the final progress line (as many received as sent), then the summary: %q", out)
 	}
 }

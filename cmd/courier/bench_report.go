@@ -94,6 +94,9 @@ func reportBench(out io.Writer, cfg benchConfig, res benchResult) error {
 	fmt.Fprintf(out, "sent      %d in %.2fs (%.0f msg/s), %d failed\n", res.Sent, res.SendSeconds, res.SendRate, res.Failed)
 	fmt.Fprintf(out, "received  %d in %.2fs (%.0f msg/s): %d unique, %d lost, %d duplicated, %d unexpected\n",
 		res.Received, res.TotalSeconds, res.ReceiveRate, res.Unique, res.Lost, res.Duplicated, res.Unexpected)
+	if res.Rate > 0 && res.SendRate < 0.9*res.Rate {
+		fmt.Fprintf(out, "          the publishers could not keep up with -rate %g (add -publishers or -batch)\n", res.Rate)
+	}
 	l := res.Latency
 	fmt.Fprintf(out, "latency   p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  mean %s (send to handler)\n",
 		fmtMs(l.P50), fmtMs(l.P90), fmtMs(l.P99), fmtMs(l.P999), fmtMs(l.Max), fmtMs(l.Mean))
