@@ -91,12 +91,13 @@ func drawChart(img *image.RGBA, r image.Rectangle, n int, series [][]float64, co
 	drawText(img, 4, r.Min.Y-3, formatTick(top), plotAxis)
 	drawText(img, 4, r.Min.Y+9, unit, plotAxis)
 	for i, s := range series {
-		drawSeries(img, r, s, top, n, colors[i])
+		drawSeries(img, r, s, top, n, colors[i], 4-2*i) // the second on top of the first, thinner
 	}
 }
 
-// drawSeries draws s as a polyline (each second's value at the middle of its second).
-func drawSeries(img *image.RGBA, r image.Rectangle, s []float64, top float64, n int, c color.RGBA) {
+// drawSeries draws s as a polyline width pixels wide (each second's value at the middle of its
+// second).
+func drawSeries(img *image.RGBA, r image.Rectangle, s []float64, top float64, n int, c color.RGBA, width int) {
 	if top <= 0 || n == 0 {
 		return
 	}
@@ -107,21 +108,21 @@ func drawSeries(img *image.RGBA, r image.Rectangle, s []float64, top float64, n 
 	}
 	for i := range s {
 		x0, y0 := point(i)
-		fillRect(img, image.Rect(x0-1, y0-1, x0+2, y0+2), c)
+		fillRect(img, image.Rect(x0-width/2-1, y0-width/2-1, x0+width/2+2, y0+width/2+2), c)
 		if i > 0 {
 			x1, y1 := point(i - 1)
-			drawLine(img, x1, y1, x0, y0, c)
+			drawLine(img, x1, y1, x0, y0, c, width)
 		}
 	}
 }
 
-// drawLine draws a 2-pixel line from (x0, y0) to (x1, y1).
-func drawLine(img *image.RGBA, x0, y0, x1, y1 int, c color.RGBA) {
+// drawLine draws a line width pixels wide from (x0, y0) to (x1, y1).
+func drawLine(img *image.RGBA, x0, y0, x1, y1 int, c color.RGBA, width int) {
 	steps := max(abs(x1-x0), abs(y1-y0), 1)
 	for i := 0; i <= steps; i++ {
 		x := x0 + (x1-x0)*i/steps
 		y := y0 + (y1-y0)*i/steps
-		fillRect(img, image.Rect(x, y, x+2, y+2), c)
+		fillRect(img, image.Rect(x-width/2, y-width/2, x+width-width/2, y+width-width/2), c)
 	}
 }
 
