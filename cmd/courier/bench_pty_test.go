@@ -51,3 +51,23 @@ func TestBenchProgressOnTerminal(t *testing.T) {
 		t.Errorf("want the final progress line (as many received as sent), then the summary: %q", out)
 	}
 }
+
+// TestBenchProgressNever: -progress never keeps the terminal free of the progress line.
+func TestBenchProgressNever(t *testing.T) {
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	defer ptmx.Close()
+	output := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(ptmx)
+		output <- string(b)
+	}()
+	code := run(context.Background(), []string{"bench", "-url", "memory://", "-duration", "1200ms", "-rate", "100", "-progress", "never"}, strings.NewReader(""), tty, tty)
+	_ = tty.Close()
+	out := <-output
+	if code != 0 || strings.Contains(out, "\rsent") || !strings.Contains(out, "\nsent      ") {
+		t.Errorf("exit %d; want the summary and no progress line: %q", code, out)
+	}
+}
