@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"os"
 	"strconv"
@@ -151,6 +152,29 @@ func TestIntegrationDLQListLeavesMessages(t *testing.T) {
 				if !strings.Contains(stdout, "id="+id) {
 					t.Errorf("message %s not listed: %q", id, stdout)
 				}
+			}
+		})
+	}
+}
+
+// TestIntegrationBench: courier bench against each real broker sends N messages and receives
+// each of them (duplicates allowed), with -json parsing. The figures are logged (-v).
+func TestIntegrationBench(t *testing.T) {
+	const n = 2000
+	for name, url := range brokerURLs(t) {
+		t.Run(name, func(t *testing.T) {
+			code, stdout, stderr := runCmd(t, "", "bench", "-url", url, "-n", strconv.Itoa(n), "-publishers", "4",
+				"-batch", "20", "-consumers", "2", "-keys", "8", "-drain", "60s", "-json")
+			var res benchResult
+			if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+				t.Fatalf("exit %d; -json output does not parse: %v\nstdout %q\nstderr %q", code, err, stdout, stderr)
+			}
+			t.Logf("%s: sent %d in %.2fs (%.0f/s), received %d in %.2fs (%.0f/s), %d duplicated; latency p50 %.1fms p99 %.1fms max %.1fms; %s",
+				name, res.Sent, res.SendSeconds, res.SendRate, res.Received, res.TotalSeconds, res.ReceiveRate, res.Duplicated,
+				res.Latency.P50, res.Latency.P99, res.Latency.Max, res.Cleanup)
+			if code != 0 || res.Sent != n || res.Unique != n || res.Lost != 0 || res.Failed != 0 || res.Received < n {
+				t.Errorf("exit %d: sent %d, unique %d, received %d, lost %d, failed %d; want %d sent and received\nstderr %q",
+					code, res.Sent, res.Unique, res.Received, res.Lost, res.Failed, n, stderr)
 			}
 		})
 	}

@@ -7,13 +7,15 @@
 //	courier dlq list -topic orders -subscription billing [-n 10] [-wait 5s]
 //	courier dlq redrive ...                                                      (same as redrive)
 //	courier ping     [URL]
+//	courier bench    [-n 10000 | -duration 30s] [-rate 0] [-size 100] [-publishers 1] [-consumers 1] [-keys 0] [-json] [-plot f.png]
 //	courier version
 //
 // The broker comes from -url, or $COURIER_URL, or memory:// (which only lives as long as the
 // command, so it is useful for trying the flags). Credentials in the URL never appear in output.
 // Exit codes: 0 success (and -h), 1 failure, 2 usage error.
 //
-// A load-test command is planned; see ARCHITECTURE.md.
+// bench is a load test that is also a loss check: it exits 1 when a sent message never
+// arrived (duplicates are reported but allowed: delivery is at least once) or a publish failed.
 package main
 
 import (
@@ -45,6 +47,8 @@ commands:
   redrive   move dead-lettered messages back to the topic they came from
   dlq       dlq list: print dead-lettered messages without removing them; dlq redrive: as redrive
   ping      check that the broker at a URL answers
+  bench     load test: publish and consume N messages (or for a duration), report throughput,
+            latency percentiles, lost and duplicated messages; exit 1 if any was lost
   version   print the version courier was built from
 
 Run "courier <command> -h" for a command's flags. The broker is -url, else $COURIER_URL,
@@ -77,6 +81,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = dlq(ctx, args[1:], stdout)
 	case "ping":
 		err = ping(ctx, args[1:], stdout)
+	case "bench":
+		err = bench(ctx, args[1:], stdout, stderr)
 	case "version":
 		err = version(args[1:], stdout)
 	case "-h", "-help", "--help", "help":
