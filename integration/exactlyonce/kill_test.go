@@ -247,5 +247,3 @@ func keyedMessages(prefix string, n int) []*message.Message {
 	}
 	return out
 }
-
-
