@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -311,6 +312,17 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
+// counting counts one relay's sends before passing them on.
+type counting struct {
+	p *tracker
+	n *atomic.Int64
+}
+
+func (c counting) Publish(ctx context.Context, topic string, ms ...*message.Message) error {
+	c.n.Add(int64(len(ms)))
+	return c.p.Publish(ctx, topic, ms...)
+}
+
 type fakePub struct{}
 
 func (fakePub) Publish(context.Context, string, ...*message.Message) error { return nil }
@@ -364,8 +376,9 @@ func TestTwoRelaysSendEachRowOnceInKeyOrder(t *testing.T) {
 	u := schemaURL(t)
 	pool := openPool(t, u)
 	pub := newTracker()
-	for range 2 {
-		startRelay(t, outbox.Config{DB: openPool(t, u), Publisher: pub, BatchSize: 20, Parallelism: 4,
+	var byRelay [2]atomic.Int64
+	for i := range 2 {
+		startRelay(t, outbox.Config{DB: openPool(t, u), Publisher: counting{pub, &byRelay[i]}, BatchSize: 20, Parallelism: 4,
 			PollInterval: 20 * time.Millisecond, Logger: quiet()})
 	}
 	const writers, per = 8, 250
@@ -405,7 +418,11 @@ func TestTwoRelaysSendEachRowOnceInKeyOrder(t *testing.T) {
 	for _, n := range pub.sends {
 		dups += n - 1
 	}
-	t.Logf("two relays: %d rows, %d duplicate sends, %d sent by two relays at once", writers*per, dups, pub.concurrent)
+	t.Logf("two relays: %d rows (%d and %d by each), %d duplicate sends, %d sent by two relays at once",
+		writers*per, byRelay[0].Load(), byRelay[1].Load(), dups, pub.concurrent)
+	if byRelay[0].Load() == 0 || byRelay[1].Load() == 0 {
+		t.Fatal("one relay sent nothing: the test did not run two relays in parallel")
+	}
 	if pub.concurrent != 0 || dups != 0 {
 		t.Fatalf("%d rows sent concurrently, %d duplicate sends (no crash happened: want 0)", pub.concurrent, dups)
 	}
@@ -515,3 +532,92 @@ func (l latencyPub) Publish(_ context.Context, _ string, ms ...*message.Message)
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// Two transactions writing one key: the second waits for the first, so seq order is commit
+// order.
+func TestWritersOfOneKeyCommitInSeqOrder(t *testing.T) {
+	u := schemaURL(t)
+	pool := openPool(t, u)
+	ctx := context.Background()
+	a, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Rollback(ctx)
+	if err := (outbox.Writer{}).Write(ctx, a, "t", &message.Message{Key: "K", Payload: []byte("a")}); err != nil {
+		t.Fatal(err)
+	}
+	bDone := make(chan error, 1)
+	go func() {
+		b, err := pool.Begin(ctx)
+		if err == nil {
+			err = (outbox.Writer{}).Write(ctx, b, "t", &message.Message{Key: "K", Payload: []byte("b")})
+			if err == nil {
+				err = b.Commit(ctx)
+			}
+		}
+		bDone <- err
+	}()
+	select {
+	case err := <-bDone:
+		t.Fatalf("the second writer of key K finished (%v) while the first was open", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := a.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-bDone; err != nil {
+		t.Fatal(err)
+	}
+	var order string
+	if err := pool.QueryRow(ctx, "SELECT string_agg(convert_from(payload, 'UTF8'), '' ORDER BY seq) FROM courier_outbox").Scan(&order); err != nil || order != "ab" {
+		t.Fatalf("seq order %q (%v), want ab", order, err)
+	}
+}
+
+func TestPollingWithoutListen(t *testing.T) {
+	u := schemaURL(t)
+	pool := openPool(t, u)
+	pub := newTracker()
+	startRelay(t, outbox.Config{DB: pool, Publisher: latencyPub{pub}, NoListen: true, PollInterval: 30 * time.Millisecond, Logger: quiet()})
+	write(t, pool, "poll", true, msgs("p", 10, 2)...)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pub.mu.Lock()
+		n := len(pub.sends)
+		pub.mu.Unlock()
+		if n == 10 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 10 relayed by polling", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestRunLifecycle(t *testing.T) {
+	u := schemaURL(t)
+	pool := openPool(t, u)
+	r, err := outbox.NewRelay(outbox.Config{DB: pool, Publisher: fakePub{}, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- r.Run(ctx) }()
+	time.Sleep(100 * time.Millisecond)
+	if err := r.Run(ctx); !errors.Is(err, outbox.ErrRunning) {
+		t.Fatalf("second Run = %v, want ErrRunning", err)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatalf("Run after cancel = %v, want nil", err)
+	}
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Run(context.Background()); !errors.Is(err, outbox.ErrClosed) {
+		t.Fatalf("Run after Close = %v, want ErrClosed", err)
+	}
+}
