@@ -65,6 +65,9 @@
 //   - A relay round holds its transaction open while it publishes (bounded by
 //     PublishTimeout), so keep PublishTimeout short relative to your idle-transaction
 //     limits.
+//   - A relay that dies releases its key locks at once (PostgreSQL sees the connection
+//     close); one cut off from the network holds them until PostgreSQL notices (TCP
+//     keepalives, idle_in_transaction_session_timeout): its keys wait that long.
 //
 // Consuming with the handler's writes, its outbox rows and the "already handled" mark in one
 // transaction is package middleware/exactlyonce.

@@ -53,6 +53,10 @@
 //   - A message whose key (default the ID) is empty, longer than MaxKeyLen or not text is
 //     dead-lettered (message.Permanent wrapping ErrNoKey), not handled without the guarantee.
 //   - Database unavailable: the message fails with a retryable error (fail closed).
+//   - A consumer that dies releases its mark's lock at once (PostgreSQL sees the connection
+//     close); one cut off from the network holds it until PostgreSQL notices. Set
+//     idle_in_transaction_session_timeout and TCP keepalives (tcp_keepalives_idle) on the
+//     server so that a copy waiting behind it is not held for long.
 //
 // # Place in the chain
 //
