@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO    ?= go
 PKGS  ?= ./...
 
-.PHONY: help demo test test-short integration bench lint fmt vet brokers-up brokers-down images integration-containers
+.PHONY: help demo test test-short integration bench bench-peers lint fmt vet brokers-up brokers-down images integration-containers
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -34,6 +34,14 @@ COUNT ?= 5
 bench: ## benchmarks: engine, memory://, middleware, and Courier vs each raw client side by side
 	@if [ -f .brokers/env ]; then set -a; source .brokers/env; set +a; fi; \
 		$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(COUNT) -timeout 60m $(PKGS)
+
+# Peer comparison (bench/, its own module so Courier's users never download the peers): Courier
+# vs Watermill, Go CDK and franz-go on the brokers of `make brokers-up`, interleaved rounds, one
+# BENCH line per comparison (bench/README.md). PEERS_FLAGS passes flags, e.g. -brokers kafka -rounds 3.
+PEERS_FLAGS ?=
+bench-peers: ## Courier vs Watermill, Go CDK and franz-go on the running brokers (~10 min; needs make brokers-up)
+	@if [ ! -f .brokers/env ]; then echo "bench-peers: no .brokers/env: start the brokers with 'make brokers-up' first" >&2; exit 1; fi; \
+		set -a; source .brokers/env; set +a; cd bench && $(GO) run . $(PEERS_FLAGS)
 
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 lint: vet ## gofmt + go vet + staticcheck (with and without -tags integration) + go mod tidy check
