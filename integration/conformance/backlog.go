@@ -51,6 +51,7 @@ func testBacklog(t *testing.T, h *Harness) {
 	n := h.n(500)
 	publish(t, c, topic, numbered("backlog", n), 100)
 	b := waitBacklog(t, h, c, topic, sub, n, func(b transport.Backlog) int64 { return b.Messages })
+	t.Logf("after publishing %d: %+v", n, b)
 	if len(b.Partitions) > 0 {
 		var sum int64
 		for _, p := range b.Partitions {
