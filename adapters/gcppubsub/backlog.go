@@ -15,10 +15,10 @@ var _ driver.BacklogReporter = (*Driver)(nil)
 // pubsub.googleapis.com/subscription/num_undelivered_messages and
 // …/oldest_unacked_message_age, which the adapter does not read and the emulator does not
 // have. Capabilities.Backlog is false; the error wraps ErrUnsupported.
-func (d *Driver) Backlog(_ context.Context, topic, subscription string) (driver.Backlog, error) {
+func (d *Driver) Backlog(context.Context, string, string) (driver.Backlog, error) {
 	if d.closed.Load() {
 		return driver.Backlog{}, fmt.Errorf("pubsub: backlog: %w", driver.ErrClosed)
 	}
-	return driver.Backlog{}, fmt.Errorf("pubsub: backlog of %s/%s: %w: Pub/Sub reports a subscription's backlog only to Cloud Monitoring "+
-		"(pubsub.googleapis.com/subscription/num_undelivered_messages), which Courier does not read", topic, subscription, driver.ErrUnsupported)
+	return driver.Backlog{}, fmt.Errorf("pubsub: %w: Pub/Sub reports a subscription's backlog only to Cloud Monitoring "+
+		"(pubsub.googleapis.com/subscription/num_undelivered_messages), which Courier does not read", driver.ErrUnsupported)
 }

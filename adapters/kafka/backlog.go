@@ -35,7 +35,7 @@ func (d *Driver) Backlog(ctx context.Context, topic, subscription string) (drive
 	defer cancel()
 	parts, err := d.partitions(ctx, topic)
 	if errors.Is(err, driver.ErrTopicNotFound) {
-		return driver.Backlog{}, fmt.Errorf("kafka: backlog of %s/%s: %w: %w", topic, subscription, driver.ErrSubscriptionNotFound, err)
+		return driver.Backlog{}, fmt.Errorf("%w: %w", driver.ErrSubscriptionNotFound, err)
 	}
 	if err != nil {
 		return driver.Backlog{}, err
@@ -50,8 +50,8 @@ func (d *Driver) Backlog(ctx context.Context, topic, subscription string) (drive
 		return driver.Backlog{}, err
 	}
 	if !live && len(committed) == 0 {
-		return driver.Backlog{}, fmt.Errorf("kafka: backlog of %s/%s: %w: consumer group %q has no committed offsets on %q and no members",
-			topic, subscription, driver.ErrSubscriptionNotFound, group, topic)
+		return driver.Backlog{}, fmt.Errorf("kafka: %w: consumer group %q has no committed offsets on %q and no members",
+			driver.ErrSubscriptionNotFound, group, topic)
 	}
 	firsts, err := d.offsets(ctx, topic, parts, kafka.FirstOffset)
 	if err != nil {

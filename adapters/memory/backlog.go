@@ -18,14 +18,14 @@ func (b *Broker) Backlog(_ context.Context, topicName, subscription string) (dri
 	}
 	t := b.topic(topicName, false)
 	if t == nil {
-		return driver.Backlog{}, fmt.Errorf("memory: backlog of %s/%s: topic %q does not exist: %w: %w",
-			topicName, subscription, topicName, driver.ErrSubscriptionNotFound, driver.ErrTopicNotFound)
+		return driver.Backlog{}, fmt.Errorf("memory: %w: topic %q does not exist: %w",
+			driver.ErrSubscriptionNotFound, topicName, driver.ErrTopicNotFound)
 	}
 	t.mu.RLock()
 	q := t.byName[subscription]
 	t.mu.RUnlock()
 	if q == nil {
-		return driver.Backlog{}, fmt.Errorf("memory: backlog of %s/%s: %w", topicName, subscription, driver.ErrSubscriptionNotFound)
+		return driver.Backlog{}, fmt.Errorf("memory: %w: topic %q has no subscription %q", driver.ErrSubscriptionNotFound, topicName, subscription)
 	}
 	q.mu.Lock()
 	bl := driver.Backlog{Messages: int64(q.len()), Delayed: int64(len(q.timers))}

@@ -46,8 +46,8 @@ func (d *Driver) Backlog(ctx context.Context, topic, subscription string) (drive
 		case err == nil:
 			return nil
 		case codeOf(err) == codeNotFound:
-			return wrapError(driver.ErrSubscriptionNotFound, err, "backlog of %s/%s: %v: queue %q does not exist",
-				topic, subscription, driver.ErrSubscriptionNotFound, queue)
+			return wrapError(driver.ErrSubscriptionNotFound, err, "%v: queue %q does not exist",
+				driver.ErrSubscriptionNotFound, queue)
 		default:
 			return mapError(fmt.Sprintf("inspect queue %q", queue), err)
 		}

@@ -23,7 +23,7 @@ var backlogAttributes = []types.QueueAttributeName{
 }
 
 // Backlog implements driver.BacklogReporter with one GetQueueAttributes of topic's queue
-// (the queue is its own one subscription, so subscription only names it in errors):
+// (the queue is its own one subscription, whatever name a subscriber gives it):
 //
 //   - Messages: ApproximateNumberOfMessages, the visible messages;
 //   - InFlight: ApproximateNumberOfMessagesNotVisible, received and not deleted yet —
@@ -36,13 +36,13 @@ var backlogAttributes = []types.QueueAttributeName{
 // which in practice means they may trail the truth until about a minute after producers and
 // consumers stop (the slack the conformance suite allows: ApproximateSettle, and 5%). A
 // queue that does not exist is ErrSubscriptionNotFound. It creates nothing.
-func (d *Driver) Backlog(parent context.Context, topic, subscription string) (driver.Backlog, error) {
+func (d *Driver) Backlog(parent context.Context, topic, _ string) (driver.Backlog, error) {
 	if d.closed.Load() {
 		return driver.Backlog{}, fmt.Errorf("sqs: backlog: %w", driver.ErrClosed)
 	}
 	q, err := d.queue(parent, topic, false)
 	if errors.Is(err, driver.ErrTopicNotFound) {
-		return driver.Backlog{}, fmt.Errorf("sqs: backlog of %s/%s: %w: %w", topic, subscription, driver.ErrSubscriptionNotFound, err)
+		return driver.Backlog{}, fmt.Errorf("%w: %w", driver.ErrSubscriptionNotFound, err)
 	}
 	if err != nil {
 		return driver.Backlog{}, err
@@ -52,7 +52,7 @@ func (d *Driver) Backlog(parent context.Context, topic, subscription string) (dr
 	out, err := d.client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(q.url), AttributeNames: backlogAttributes})
 	if err != nil && isNotFound(err) {
 		d.forget(q)
-		return driver.Backlog{}, fmt.Errorf("sqs: backlog of %s/%s: queue %q does not exist: %w: %w", topic, subscription, topic, driver.ErrSubscriptionNotFound, driver.ErrTopicNotFound)
+		return driver.Backlog{}, fmt.Errorf("sqs: %w: queue %q does not exist: %w", driver.ErrSubscriptionNotFound, topic, driver.ErrTopicNotFound)
 	}
 	if err != nil {
 		return driver.Backlog{}, d.opError(parent, "read the backlog of queue "+strconv.Quote(topic), err)

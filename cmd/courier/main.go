@@ -7,6 +7,7 @@
 //	courier dlq list -topic orders -subscription billing [-n 10] [-wait 5s]
 //	courier dlq redrive ...                                                      (same as redrive)
 //	courier ping     [URL]
+//	courier stats    [-json] [-watch 5s] [URL] <topic> <subscription>
 //	courier version
 //
 // The broker comes from -url, or $COURIER_URL, or memory:// (which only lives as long as the
@@ -45,6 +46,7 @@ commands:
   redrive   move dead-lettered messages back to the topic they came from
   dlq       dlq list: print dead-lettered messages without removing them; dlq redrive: as redrive
   ping      check that the broker at a URL answers
+  stats     print a subscription's backlog: ready, in flight, delayed, consumers, Kafka lag
   version   print the version courier was built from
 
 Run "courier <command> -h" for a command's flags. The broker is -url, else $COURIER_URL,
@@ -77,6 +79,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = dlq(ctx, args[1:], stdout)
 	case "ping":
 		err = ping(ctx, args[1:], stdout)
+	case "stats":
+		err = stats(ctx, args[1:], stdout)
 	case "version":
 		err = version(args[1:], stdout)
 	case "-h", "-help", "--help", "help":
