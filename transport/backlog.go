@@ -31,7 +31,7 @@ const BacklogUnknown = driver.BacklogUnknown
 //     consumers are unknown;
 //   - Pub/Sub: ErrUnsupported; its backlog is only in Cloud Monitoring.
 //
-// It creates nothing and consumes nothing, and costs one or two broker round trips, so a
+// It creates nothing and consumes nothing, and costs a few broker requests (one on RabbitMQ and SQS, five on Kafka), so a
 // metrics callback can poll it (bound ctx with a deadline). Errors wrap ErrUnsupported where
 // the broker cannot tell, ErrSubscriptionNotFound for a subscription that does not exist,
 // ErrClosed after Close, or what the adapter returns.

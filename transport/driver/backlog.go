@@ -14,7 +14,7 @@ const BacklogUnknown = -1
 // ErrSubscriptionNotFound when the subscription does not exist (ErrTopicNotFound too when
 // the topic does not), ErrUnsupported when the broker cannot tell, ErrClosed once the driver
 // is closed, and it honours ctx's deadline. It is called from metric callbacks: it must be
-// cheap (one or two broker round trips) and safe for concurrent use.
+// cheap (a few broker requests, no consuming) and safe for concurrent use.
 type BacklogReporter interface {
 	Backlog(ctx context.Context, topic, subscription string) (Backlog, error)
 }
