@@ -31,8 +31,9 @@ const BacklogUnknown = driver.BacklogUnknown
 //     consumers are unknown;
 //   - Pub/Sub: ErrUnsupported; its backlog is only in Cloud Monitoring.
 //
-// It creates nothing and consumes nothing, and costs a few broker requests (one on RabbitMQ and SQS, five on Kafka), so a
-// metrics callback can poll it (bound ctx with a deadline). Errors wrap ErrUnsupported where
+// It creates nothing and consumes nothing, and costs a few broker requests (one on RabbitMQ
+// and, once the queue is known, on SQS; up to seven small ones on Kafka), so a metrics
+// callback can poll it (bound ctx with a deadline). Errors wrap ErrUnsupported where
 // the broker cannot tell, ErrSubscriptionNotFound for a subscription that does not exist,
 // ErrClosed after Close, or what the adapter returns.
 func (c *Conn) Backlog(ctx context.Context, topic, subscription string) (Backlog, error) {
