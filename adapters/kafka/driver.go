@@ -174,6 +174,7 @@ func (d *Driver) Capabilities() driver.Capabilities {
 		FanOut:          true,
 		Persistent:      true,
 		NativeOrdering:  true,
+		Backlog:         true,
 		MaxMessageBytes: d.cfg.MaxMessageBytes,
 		MaxBatch:        d.cfg.BatchSize,
 	}

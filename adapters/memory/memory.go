@@ -92,6 +92,7 @@ func (b *Broker) Capabilities() driver.Capabilities {
 		FanOut:              true,
 		Persistent:          false,
 		NativeDeadLetter:    true,
+		Backlog:             true,
 		MaxMessageBytes:     b.cfg.MaxMessageBytes,
 		MaxHeaderValueBytes: b.cfg.MaxHeaderValueBytes,
 	}
@@ -196,6 +197,7 @@ func (b *Broker) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) (d
 	}
 	t.mu.Unlock()
 	r := &receiver{b: b, q: q}
+	q.consumers.Add(1)
 	if spec.NativeDeadLetter != nil {
 		r.dlTopic = spec.NativeDeadLetter.Topic
 	}
@@ -264,6 +266,9 @@ type queue struct {
 	notify chan struct{}
 	closed bool
 	timers map[*time.Timer]struct{}
+
+	held      atomic.Int64 // received and neither acked nor nacked (Backlog.InFlight)
+	consumers atomic.Int64 // open receivers (Backlog.Consumers)
 }
 
 func (q *queue) len() int { return q.n }
@@ -347,6 +352,7 @@ func (r *receiver) Receive(ctx context.Context, buf []*message.Message) (int, er
 			buf[n] = &e.msg
 			n++
 		}
+		q.held.Add(int64(n))
 		r.mu.Unlock()
 		more := q.n > 0
 		q.mu.Unlock()
@@ -380,6 +386,7 @@ func (r *receiver) unlink(e *entry) bool {
 		e.next.prev = e.prev
 	}
 	e.prev, e.next, e.owner = nil, nil, nil
+	e.q.held.Add(-1)
 	return true
 }
 
@@ -489,6 +496,8 @@ func (r *receiver) Close(context.Context) error {
 	r.head = nil
 	r.mu.Unlock()
 	q := r.q
+	q.held.Add(-int64(len(held)))
+	q.consumers.Add(-1)
 	q.mu.Lock()
 	// held is newest first; pushing each to the front restores the original order.
 	for _, e := range held {

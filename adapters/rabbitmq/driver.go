@@ -126,6 +126,7 @@ func (d *Driver) Capabilities() driver.Capabilities {
 		Persistent:          true,
 		NativeOrdering:      d.cfg.SingleActiveConsumer,
 		NativeDeadLetter:    true,
+		Backlog:             true,
 		MaxMessageBytes:     d.cfg.MaxMessageBytes,
 		MaxHeaderValueBytes: d.cfg.MaxHeaderValueBytes,
 		MaxHeaderNameBytes:  maxShortString,

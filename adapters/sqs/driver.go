@@ -137,6 +137,7 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 		Persistent:       true,
 		NativeOrdering:   false, // FIFO queues do; standard queues do not (see the package doc)
 		NativeDeadLetter: true,
+		Backlog:          true,
 		MaxMessageBytes:  cfg.maxMessageBytes(),
 		MaxBatch:         MaxBatch,
 	}

@@ -8,6 +8,7 @@
 //	courier dlq redrive ...                                                      (same as redrive)
 //	courier ping     [URL]
 //	courier bench    [-n 10000 | -duration 30s] [-rate 0] [-size 100] [-publishers 1] [-consumers 1] [-keys 0] [-json] [-plot f.png]
+//	courier stats    [-json] [-watch 5s] [URL] <topic> <subscription>
 //	courier version
 //
 // The broker comes from -url, or $COURIER_URL, or memory:// (which only lives as long as the
@@ -49,6 +50,7 @@ commands:
   ping      check that the broker at a URL answers
   bench     load test: publish and consume N messages (or for a duration), report throughput,
             latency percentiles, lost and duplicated messages; exit 1 if any was lost
+  stats     print a subscription's backlog: ready, in flight, delayed, consumers, Kafka lag
   version   print the version courier was built from
 
 Run "courier <command> -h" for a command's flags. The broker is -url, else $COURIER_URL,
@@ -83,6 +85,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = ping(ctx, args[1:], stdout)
 	case "bench":
 		err = bench(ctx, args[1:], stdout, stderr)
+	case "stats":
+		err = stats(ctx, args[1:], stdout)
 	case "version":
 		err = version(args[1:], stdout)
 	case "-h", "-help", "--help", "help":

@@ -104,6 +104,9 @@ type Capabilities struct {
 	NativeOrdering bool
 	// NativeDeadLetter: the adapter can set up the broker's own dead-lettering.
 	NativeDeadLetter bool
+	// Backlog: the driver implements BacklogReporter, so transport.Conn.Backlog reports a
+	// subscription's backlog (Pub/Sub's needs Cloud Monitoring: false there).
+	Backlog bool
 	// MaxMessageBytes is the largest message (message.Size) the broker accepts; 0 means no
 	// limit Courier knows of. Publish rejects larger messages with ErrMessageTooLarge.
 	MaxMessageBytes int
