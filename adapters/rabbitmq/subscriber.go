@@ -437,14 +437,10 @@ func (r *receiver) Reject(_ context.Context, m *message.Message, _ error) error 
 // Close implements driver.Receiver: closing the channel makes the broker requeue what
 // was delivered and not acknowledged.
 func (r *receiver) Close(ctx context.Context) error {
-	r.mu.Lock()
-	if !r.life.Close() {
-		r.mu.Unlock()
+	var c *consumer
+	if !r.life.CloseUnder(&r.mu, func() { c, r.cur = r.cur, nil }) {
 		return driver.ErrClosed
 	}
-	c := r.cur
-	r.cur = nil
-	r.mu.Unlock()
 	if c == nil || c.ch.IsClosed() {
 		return nil
 	}

@@ -673,13 +673,10 @@ func (r *receiver) release(ctx context.Context, dls ...*delivery) error {
 // lease. Instead they run to their end in the background (at most WaitTime), and release at
 // once whatever they bring. Driver.Close cancels those still running.
 func (r *receiver) Close(ctx context.Context) error {
-	r.mu.Lock()
-	if !r.life.Close() {
-		r.mu.Unlock()
+	var hb bool
+	if !r.life.CloseUnder(&r.mu, func() { hb = r.hbStarted }) {
 		return driver.ErrClosed
 	}
-	hb := r.hbStarted
-	r.mu.Unlock()
 
 	if hb {
 		close(r.hbStop)

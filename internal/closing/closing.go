@@ -2,6 +2,8 @@
 // consumer): a flag, and a channel closed with it that wakes whoever waits.
 package closing
 
+import "sync"
+
 // Latch is a closed flag and a channel closed with it. Make it with New (a zero Latch works
 // but its Done channel is nil: nothing waiting on it wakes). Close, Closed and the owner's
 // state that changes with them are guarded by the owner's mutex; Done may be read anywhere.
@@ -23,6 +25,21 @@ func (l *Latch) Close() bool {
 	l.closed = true
 	if l.done != nil {
 		close(l.done)
+	}
+	return true
+}
+
+// CloseUnder is Close under the owner's mutex mu: it locks mu, closes the latch and, if this
+// call closed it, runs also (the owner's state that changes with it; nil: nothing) before it
+// unlocks mu. It reports whether this call closed the latch.
+func (l *Latch) CloseUnder(mu sync.Locker, also func()) bool {
+	mu.Lock()
+	defer mu.Unlock()
+	if !l.Close() {
+		return false
+	}
+	if also != nil {
+		also()
 	}
 	return true
 }
