@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/courierhq/courier/internal/confcheck"
 	"github.com/courierhq/courier/internal/urlparam"
 	"github.com/courierhq/courier/transport/driver"
 
@@ -128,6 +129,10 @@ func (c Config) Validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: pubsub: %s", driver.ErrInvalidConfig, fmt.Sprintf(format, args...))
 	}
+	if err := confcheck.NonNegative(confcheck.Dur("DialTimeout", c.DialTimeout), confcheck.Dur("PublishDelay", c.PublishDelay),
+		confcheck.Int("PublishMaxOutstanding", c.PublishMaxOutstanding), confcheck.Int("PublishMaxOutstandingBytes", c.PublishMaxOutstandingBytes)); err != nil {
+		return bad("%v", err)
+	}
 	switch {
 	case c.Project == "":
 		return bad("Project is required")
@@ -147,16 +152,8 @@ func (c Config) Validate() error {
 		return bad("RetryMaxBackoff needs RetryMinBackoff")
 	case c.RetryMaxBackoff != 0 && c.RetryMaxBackoff < c.RetryMinBackoff:
 		return bad("RetryMaxBackoff %v is below RetryMinBackoff %v", c.RetryMaxBackoff, c.RetryMinBackoff)
-	case c.DialTimeout < 0:
-		return bad("DialTimeout %v is negative", c.DialTimeout)
-	case c.PublishDelay < 0:
-		return bad("PublishDelay %v is negative", c.PublishDelay)
 	case c.PublishBatch < 0 || c.PublishBatch > 1000:
 		return bad("PublishBatch %d is outside 1–1000", c.PublishBatch)
-	case c.PublishMaxOutstanding < 0:
-		return bad("PublishMaxOutstanding %d is negative", c.PublishMaxOutstanding)
-	case c.PublishMaxOutstandingBytes < 0:
-		return bad("PublishMaxOutstandingBytes %d is negative", c.PublishMaxOutstandingBytes)
 	case c.PublishMaxOutstandingBytes != 0 && c.PublishMaxOutstandingBytes < maxRequestBytes:
 		return bad("PublishMaxOutstandingBytes %d is below the largest message (%d bytes)", c.PublishMaxOutstandingBytes, maxRequestBytes)
 	case c.ReceiveStreams < 0 || c.ReceiveStreams > 64:

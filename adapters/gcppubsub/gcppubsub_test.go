@@ -18,6 +18,7 @@ import (
 	"github.com/courierhq/courier/adapters/gcppubsub"
 	"github.com/courierhq/courier/integration/brokers"
 	"github.com/courierhq/courier/integration/conformance"
+	"github.com/courierhq/courier/internal/adaptertest"
 	"github.com/courierhq/courier/transport"
 )
 
@@ -119,18 +120,7 @@ func openConn(t testing.TB, addr string, cfg gcppubsub.Config) *transport.Conn {
 	if cfg.Logger == nil {
 		cfg.Logger = quietLogger()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := gcppubsub.Open(ctx, cfg)
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = c.Close(ctx)
-	})
-	return c
+	return adaptertest.Open(t, func(ctx context.Context) (*transport.Conn, error) { return gcppubsub.Open(ctx, cfg) })
 }
 
 // TestConformance runs the shared suite. pstest delivers about 100 messages a second per

@@ -2,15 +2,14 @@ package kafka_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
 
+	"github.com/courierhq/courier/internal/adaptertest"
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/transport"
 )
@@ -272,101 +271,32 @@ func TestStartPosition(t *testing.T) {
 }
 
 // TestInteropPlainWriterRedelivered: records a plain kafka-go writer produces, with binary,
-// empty and text values, reach Courier byte-exact with their key and headers; a failed first
-// attempt is delivered again under the same ID (topic/partition/offset), and once handled the
-// records are committed for good: a later subscriber of the same group that would start from
-// the earliest offset without a commit receives nothing.
+// empty and text values, reach Courier as adaptertest.PlainToCourier requires, the record key
+// as Key and topic/partition/offset as the ID; once handled they are committed for good: a
+// later subscriber of the same group that would start from the earliest offset without a
+// commit receives nothing.
 func TestInteropPlainWriterRedelivered(t *testing.T) {
-	c := openConn(t, "partitions=2")
 	topic := topicName(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cfg := transport.SubscriberConfig{Order: transport.OrderDelivery,
-		Retry: transport.RetryPolicy{MaxAttempts: 5, InitialDelay: 50 * time.Millisecond}}
-	s, err := c.Subscribe(ctx, topic, "interop", cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	tr := &kafkago.Transport{}
 	defer tr.CloseIdleConnections()
 	w := &kafkago.Writer{Addr: kafkago.TCP(strings.Split(bootstrap(t), ",")...), Topic: topic,
 		RequiredAcks: kafkago.RequireAll, BatchTimeout: time.Millisecond, Transport: tr, Balancer: &kafkago.Hash{}}
 	defer w.Close()
-	values := [][]byte{{0, 1, 2, 0xfe, 0xff}, {}, []byte(`{"text":"héllo"}`)}
-	for i, v := range values {
-		err := w.WriteMessages(ctx, kafkago.Message{Key: []byte(fmt.Sprintf("cust-%d", i)), Value: v,
-			Headers: []kafkago.Header{{Key: "tenant", Value: []byte("acme")}, {Key: "n", Value: []byte(fmt.Sprint(i))}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	type delivery struct{ ID, Key, Value, N, Tenant string }
-	got := make(chan delivery, 20)
-	var mu sync.Mutex
-	seen := map[string]bool{}
-	run := func(s *transport.Subscriber) (stop func()) {
-		rctx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() {
-			done <- s.Run(rctx, func(_ context.Context, m *message.Message) error {
-				got <- delivery{m.ID, m.Key, string(m.Payload), m.Headers["n"], m.Headers["tenant"]}
-				mu.Lock()
-				defer mu.Unlock()
-				if !seen[string(m.Payload)] {
-					seen[string(m.Payload)] = true
-					return errors.New("first delivery fails")
-				}
-				return nil
-			})
-		}()
-		return func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Error(err)
+	adaptertest.PlainToCourier(t, adaptertest.PlainProducer{
+		Conn: openConn(t, "partitions=2"), Topic: topic,
+		Publish: func(ctx context.Context, i int, v []byte) error {
+			return w.WriteMessages(ctx, kafkago.Message{Key: []byte(fmt.Sprintf("cust-%d", i)), Value: v,
+				Headers: []kafkago.Header{{Key: "tenant", Value: []byte("acme")}, {Key: "n", Value: []byte(fmt.Sprint(i))}}})
+		},
+		Check: func(t *testing.T, i int, first, _ *message.Message) {
+			if !strings.HasPrefix(first.ID, topic+"/") {
+				t.Errorf("value %d: ID %q; want topic/partition/offset", i, first.ID)
 			}
-		}
-	}
-	stop := run(s)
-	byValue := map[string][]delivery{}
-	for n := 0; n < 2*len(values); n++ {
-		select {
-		case d := <-got:
-			byValue[d.Value] = append(byValue[d.Value], d)
-		case <-ctx.Done():
-			t.Fatalf("%d of %d deliveries: %v", n, 2*len(values), byValue)
-		}
-	}
-	select {
-	case d := <-got:
-		t.Errorf("a delivery after every record was handled: %+v", d)
-	case <-time.After(2 * time.Second):
-	}
-	stop()
-	for i, v := range values {
-		ds := byValue[string(v)]
-		if len(ds) != 2 {
-			t.Errorf("value %x delivered %d times; want 2", v, len(ds))
-			continue
-		}
-		if ds[0].ID == "" || ds[0].ID != ds[1].ID || !strings.HasPrefix(ds[0].ID, topic+"/") {
-			t.Errorf("value %d: IDs %q then %q; want one topic/partition/offset ID", i, ds[0].ID, ds[1].ID)
-		}
-		if want := fmt.Sprintf("cust-%d", i); ds[0].Key != want || ds[1].Key != want {
-			t.Errorf("value %d: keys %q, %q; want the record key %q", i, ds[0].Key, ds[1].Key, want)
-		}
-		if ds[1].Tenant != "acme" || ds[1].N != fmt.Sprint(i) {
-			t.Errorf("value %d: headers tenant=%q n=%q", i, ds[1].Tenant, ds[1].N)
-		}
-	}
-	later, err := c.Subscribe(ctx, topic, "interop", transport.SubscriberConfig{Order: transport.OrderDelivery, Start: transport.StartEarliest})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop = run(later)
-	select {
-	case d := <-got:
-		t.Errorf("a later subscriber of the group received %+v; want nothing (committed)", d)
-	case <-time.After(5 * time.Second):
-	}
-	stop()
+		},
+		Later: func(c transport.SubscriberConfig) transport.SubscriberConfig {
+			c.Start = transport.StartEarliest
+			return c
+		},
+		Quiet: 5 * time.Second,
+	})
 }

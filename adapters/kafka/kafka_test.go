@@ -17,6 +17,7 @@ import (
 	"github.com/courierhq/courier/adapters/kafka"
 	"github.com/courierhq/courier/integration/brokers"
 	"github.com/courierhq/courier/integration/conformance"
+	"github.com/courierhq/courier/internal/adaptertest"
 	"github.com/courierhq/courier/transport"
 )
 
@@ -112,19 +113,7 @@ func kafkaURL(t testing.TB, extra string) string {
 // openConn opens a connection closed at the end of the test.
 func openConn(t testing.TB, extra string) *transport.Conn {
 	t.Helper()
-	u := kafkaURL(t, extra) // may start a container first: not within the open's timeout
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := transport.Open(ctx, u)
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = c.Close(ctx)
-	})
-	return c
+	return adaptertest.OpenURL(t, kafkaURL(t, extra)) // kafkaURL may start a container: not within the open's timeout
 }
 
 func driverOf(t testing.TB, c *transport.Conn) *kafka.Driver {

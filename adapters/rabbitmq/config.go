@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/courierhq/courier/internal/confcheck"
 	"github.com/courierhq/courier/internal/urlparam"
 	"github.com/courierhq/courier/transport/driver"
 
@@ -178,6 +179,10 @@ func (c Config) Validate() error {
 	if _, err := parseURI(c.URL); err != nil {
 		return bad("%v", err)
 	}
+	if err := confcheck.NonNegative(confcheck.Int("MaxHeaderValueBytes", c.MaxHeaderValueBytes),
+		confcheck.Int("MaxInFlight", c.MaxInFlight), confcheck.Dur("DialTimeout", c.DialTimeout)); err != nil {
+		return bad("%v", err)
+	}
 	switch {
 	case c.ExchangeType != "" && !slices.Contains(exchangeTypes, c.ExchangeType):
 		return bad("ExchangeType %q is not one of %s", c.ExchangeType, strings.Join(exchangeTypes, ", "))
@@ -185,14 +190,8 @@ func (c Config) Validate() error {
 		return bad("QueueType %q is not %q or %q", c.QueueType, Classic, Quorum)
 	case c.MaxMessageBytes < 0 || c.MaxMessageBytes > maxBrokerMessageBytes:
 		return bad("MaxMessageBytes %d is outside 0..%d (RabbitMQ's ceiling)", c.MaxMessageBytes, maxBrokerMessageBytes)
-	case c.MaxHeaderValueBytes < 0:
-		return bad("MaxHeaderValueBytes %d is negative", c.MaxHeaderValueBytes)
 	case c.PublishChannels < 0 || c.PublishChannels > 1024:
 		return bad("PublishChannels %d is outside 0..1024", c.PublishChannels)
-	case c.MaxInFlight < 0:
-		return bad("MaxInFlight %d is negative", c.MaxInFlight)
-	case c.DialTimeout < 0:
-		return bad("DialTimeout %v is negative", c.DialTimeout)
 	case c.Heartbeat != 0 && c.Heartbeat < time.Second:
 		return bad("Heartbeat %v is below one second", c.Heartbeat)
 	case c.Heartbeat > 65535*time.Second:

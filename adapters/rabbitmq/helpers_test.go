@@ -22,6 +22,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/courierhq/courier/adapters/rabbitmq"
+	"github.com/courierhq/courier/internal/adaptertest"
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/middleware/idempotency"
 	"github.com/courierhq/courier/middleware/store/memstore"
@@ -120,20 +121,7 @@ func sanitizeName(s string) string {
 // openConfig opens a connection with cfg and closes it when the test ends.
 func openConfig(t testing.TB, cfg rabbitmq.Config) *transport.Conn {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := rabbitmq.Open(ctx, cfg)
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := c.Close(ctx); err != nil && !errors.Is(err, transport.ErrClosed) {
-			t.Errorf("close: %v", err)
-		}
-	})
-	return c
+	return adaptertest.Open(t, func(ctx context.Context) (*transport.Conn, error) { return rabbitmq.Open(ctx, cfg) })
 }
 
 // rawChannel opens an amqp091 channel for test setup and inspection.

@@ -12,9 +12,6 @@ import (
 // (here a deprecation warning and whatever a round trip logs), never through slog.Default().
 func TestLoggerOnlyTheConnections(t *testing.T) {
 	ep := endpoint(t)
-	log, rec := logtest.Capture(t)
-	logtest.RoundTrip(t, ep+"?connection_timeout=5000", fmt.Sprintf("logtest-%d", time.Now().UnixNano()), log)
-	if !rec.Contains("courier.broker=rabbitmq") || !rec.Contains("connection_timeout is deprecated") {
-		t.Errorf("the adapter's lines did not reach the given logger: %q", rec.Lines())
-	}
+	logtest.OnlyTheGiven(t, ep+"?connection_timeout=5000", fmt.Sprintf("logtest-%d", time.Now().UnixNano()),
+		"courier.broker=rabbitmq", "connection_timeout is deprecated")
 }

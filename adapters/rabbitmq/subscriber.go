@@ -14,6 +14,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/courierhq/courier/internal/closing"
 	"github.com/courierhq/courier/message"
 )
 
@@ -55,7 +56,7 @@ func (d *Driver) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) (d
 		topo:     topo,
 		prefetch: prefetch,
 		tag:      "courier." + tagQueue + "." + strconv.FormatUint(consumerSeq.Add(1), 10),
-		done:     make(chan struct{}),
+		life:     closing.New(),
 	}, nil
 }
 
@@ -114,8 +115,7 @@ type receiver struct {
 	mu      sync.Mutex
 	cur     *consumer
 	started bool // a consumer was started before
-	closed  bool
-	done    chan struct{}
+	life    closing.Latch
 }
 
 // consumer is one basic.consume on one channel. Delivery tags are per channel: acks for a
@@ -190,7 +190,7 @@ func (r *receiver) Receive(ctx context.Context, buf []*message.Message) (int, er
 			return n, nil
 		case <-ctx.Done():
 			return 0, ctx.Err()
-		case <-r.done:
+		case <-r.life.Done():
 			return 0, driver.ErrClosed
 		}
 	}
@@ -215,7 +215,7 @@ func (r *receiver) wrap(c *consumer, d *amqp.Delivery) *message.Message {
 // connections are waited out, bounded by ctx.
 func (r *receiver) consumer(ctx context.Context) (*consumer, error) {
 	r.mu.Lock()
-	closed, c := r.closed, r.cur
+	closed, c := r.life.Closed(), r.cur
 	r.mu.Unlock()
 	if closed {
 		return nil, driver.ErrClosed
@@ -228,7 +228,7 @@ func (r *receiver) consumer(ctx context.Context) (*consumer, error) {
 		c, err := r.start(ctx)
 		if err == nil {
 			r.mu.Lock()
-			if r.closed {
+			if r.life.Closed() {
 				r.mu.Unlock()
 				_ = c.ch.Close()
 				return nil, driver.ErrClosed
@@ -248,7 +248,7 @@ func (r *receiver) consumer(ctx context.Context) (*consumer, error) {
 			return nil, err
 		}
 		r.d.log.Warn("courier: rabbitmq could not start consuming; trying again", "queue", r.topo.queue, "delay", delay, "error", err)
-		if !sleep(ctx, r.done, jitter(delay)) {
+		if !sleep(ctx, r.life.Done(), jitter(delay)) {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
@@ -302,7 +302,7 @@ func (r *receiver) lost(c *consumer) {
 	if r.cur == c {
 		r.cur = nil
 	}
-	closed := r.closed
+	closed := r.life.Closed()
 	r.mu.Unlock()
 	if closed {
 		return
@@ -437,16 +437,10 @@ func (r *receiver) Reject(_ context.Context, m *message.Message, _ error) error 
 // Close implements driver.Receiver: closing the channel makes the broker requeue what
 // was delivered and not acknowledged.
 func (r *receiver) Close(ctx context.Context) error {
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
+	var c *consumer
+	if !r.life.CloseUnder(&r.mu, func() { c, r.cur = r.cur, nil }) {
 		return driver.ErrClosed
 	}
-	r.closed = true
-	close(r.done)
-	c := r.cur
-	r.cur = nil
-	r.mu.Unlock()
 	if c == nil || c.ch.IsClosed() {
 		return nil
 	}

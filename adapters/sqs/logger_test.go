@@ -13,9 +13,6 @@ import (
 // here), logs through the logger given in ConnConfig, never through slog.Default().
 func TestLoggerOnlyTheConnections(t *testing.T) {
 	ep := endpoint(t)
-	log, rec := logtest.Capture(t)
-	logtest.RoundTrip(t, "sqs://?region="+region+"&wait_time=1&endpoint="+url.QueryEscape(ep), fmt.Sprintf("logtest-%d", time.Now().UnixNano()), log)
-	if !rec.Contains("courier.broker=sqs") || !rec.Contains("wait_time=1: a bare number is deprecated") {
-		t.Errorf("the adapter's lines did not reach the given logger: %q", rec.Lines())
-	}
+	logtest.OnlyTheGiven(t, "sqs://?region="+region+"&wait_time=1&endpoint="+url.QueryEscape(ep), fmt.Sprintf("logtest-%d", time.Now().UnixNano()),
+		"courier.broker=sqs", "wait_time=1: a bare number is deprecated")
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/courierhq/courier/internal/closing"
 	"github.com/courierhq/courier/message"
 )
 
@@ -65,12 +66,12 @@ func (d *Driver) Subscribe(ctx context.Context, spec driver.SubscriptionSpec) (d
 	}
 	r := &receiver{
 		d: d, q: q, spec: spec, lease: lease, maxPollers: pollers,
-		log:      d.log.With("courier.topic", spec.Topic, "courier.subscription", spec.Subscription),
-		wake:     make(chan struct{}, 1),
-		closedCh: make(chan struct{}),
-		held:     map[*delivery]struct{}{},
-		hbStop:   make(chan struct{}),
-		hbDone:   make(chan struct{}),
+		log:    d.log.With("courier.topic", spec.Topic, "courier.subscription", spec.Subscription),
+		wake:   make(chan struct{}, 1),
+		life:   closing.New(),
+		held:   map[*delivery]struct{}{},
+		hbStop: make(chan struct{}),
+		hbDone: make(chan struct{}),
 	}
 	r.relIdle = sync.NewCond(&r.relMu)
 	r.ackIdle = sync.NewCond(&r.ackMu)
@@ -138,10 +139,9 @@ type receiver struct {
 	asked     int // messages they asked for
 	failures  int // consecutive failed polls
 	fatal     error
-	closed    bool
+	life      closing.Latch
 	hbStarted bool
 	wake      chan struct{}
-	closedCh  chan struct{}
 
 	heldMu sync.Mutex
 	held   map[*delivery]struct{}
@@ -183,7 +183,7 @@ func (dl *delivery) As(target any) bool {
 func (r *receiver) Receive(ctx context.Context, buf []*message.Message) (int, error) {
 	for {
 		r.mu.Lock()
-		if r.closed {
+		if r.life.Closed() {
 			r.mu.Unlock()
 			return 0, fmt.Errorf("sqs: receive from %q: %w", r.q.name, driver.ErrClosed)
 		}
@@ -217,7 +217,7 @@ func (r *receiver) Receive(ctx context.Context, buf []*message.Message) (int, er
 		r.mu.Unlock()
 		select {
 		case <-r.wake:
-		case <-r.closedCh:
+		case <-r.life.Done():
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		}
@@ -236,7 +236,7 @@ func (r *receiver) poll(k int) {
 	defer r.signal()
 	msgs, err := r.receive(k)
 	r.mu.Lock()
-	closed := r.closed
+	closed := r.life.Closed()
 	r.mu.Unlock()
 	if err != nil && r.d.pollCtx.Err() == nil && !closed {
 		if errors.Is(err, driver.ErrTopicNotFound) || errors.Is(err, driver.ErrAccessDenied) {
@@ -259,7 +259,7 @@ func (r *receiver) poll(k int) {
 			t := time.NewTimer(delay)
 			select {
 			case <-t.C:
-			case <-r.closedCh:
+			case <-r.life.Done():
 				t.Stop()
 			case <-r.d.pollCtx.Done():
 				t.Stop()
@@ -269,7 +269,7 @@ func (r *receiver) poll(k int) {
 	r.mu.Lock()
 	r.polling--
 	r.asked -= k
-	closed = r.closed
+	closed = r.life.Closed()
 	if err == nil {
 		if r.failures > 0 {
 			r.log.Info("courier: SQS receive works again", "after_failures", r.failures)
@@ -673,15 +673,10 @@ func (r *receiver) release(ctx context.Context, dls ...*delivery) error {
 // lease. Instead they run to their end in the background (at most WaitTime), and release at
 // once whatever they bring. Driver.Close cancels those still running.
 func (r *receiver) Close(ctx context.Context) error {
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
+	var hb bool
+	if !r.life.CloseUnder(&r.mu, func() { hb = r.hbStarted }) {
 		return driver.ErrClosed
 	}
-	r.closed = true
-	close(r.closedCh)
-	hb := r.hbStarted
-	r.mu.Unlock()
 
 	if hb {
 		close(r.hbStop)

@@ -62,3 +62,21 @@ type firstAttempt struct{}
 func (firstAttempt) Error() string { return "logtest: first attempt fails" }
 
 var errFirst error = firstAttempt{}
+
+// OnlyTheGiven opens rawURL with a capturing logger (Capture), makes the round trip of
+// RoundTrip on topic, and checks that the given logger received at least one line and a
+// line containing each of wants, while slog.Default() received none: an adapter, and the
+// client libraries it configures, log only through the logger in ConnConfig.
+func OnlyTheGiven(t testing.TB, rawURL, topic string, wants ...string) {
+	t.Helper()
+	log, rec := Capture(t)
+	RoundTrip(t, rawURL, topic, log)
+	if len(rec.Lines()) == 0 {
+		t.Error("the connection's logger received nothing (the failed first attempt logs)")
+	}
+	for _, w := range wants {
+		if !rec.Contains(w) {
+			t.Errorf("no line containing %q reached the given logger: %q", w, rec.Lines())
+		}
+	}
+}

@@ -28,17 +28,7 @@ func benchConsume(b *testing.B, st idempotency.Store, duplicate bool) {
 	}
 	h := i.Consume()(func(context.Context, *message.Message) error { return nil })
 	ctx := context.Background()
-	// IDs are made before the clock starts; past len(ids), a new subscription name per round
-	// keeps every key new.
-	ids := make([]string, min(b.N, 1<<18))
-	for n := range ids {
-		ids[n] = "id-" + strconv.Itoa(n)
-	}
-	subs := make([]string, b.N/len(ids)+1)
-	run := strconv.FormatInt(time.Now().UnixNano(), 36)
-	for n := range subs {
-		subs[n] = "bench-" + run + "-" + strconv.Itoa(n)
-	}
+	ids, subs := storetest.BenchKeys(b, func(i int) string { return "id-" + strconv.Itoa(i) })
 	m := &message.Message{Topic: "orders", Payload: make([]byte, 1024), Attempt: 1}
 	if duplicate {
 		m.ID, m.Subscription = "dup", subs[0]
@@ -46,15 +36,10 @@ func benchConsume(b *testing.B, st idempotency.Store, duplicate bool) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportAllocs()
-	b.SetBytes(1024)
-	b.ResetTimer()
-	for n := 0; n < b.N; n++ {
+	storetest.Bench(b, 1024, func(n int) error {
 		if !duplicate {
 			m.ID, m.Subscription = ids[n%len(ids)], subs[n/len(ids)]
 		}
-		if err := h(ctx, m); err != nil {
-			b.Fatal(err)
-		}
-	}
+		return h(ctx, m)
+	})
 }

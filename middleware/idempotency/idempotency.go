@@ -64,13 +64,11 @@ type Config struct {
 
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
-	switch {
-	case c.Store == nil:
+	if c.Store == nil {
 		return fmt.Errorf("%w: Store is required", ErrInvalidConfig)
-	case c.Lease < 0 || c.Retention < 0 || c.StoreTimeout < 0:
-		return fmt.Errorf("%w: durations must not be negative", ErrInvalidConfig)
-	case c.Lease != 0 && c.Retention != 0 && c.Retention < c.Lease:
-		return fmt.Errorf("%w: Retention %v is shorter than Lease %v", ErrInvalidConfig, c.Retention, c.Lease)
+	}
+	if err := lease.CheckTiming(c.Lease, c.Retention, c.StoreTimeout); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
 	return nil
 }

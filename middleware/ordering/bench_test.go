@@ -22,28 +22,14 @@ func BenchmarkConsume(b *testing.B) {
 			}
 			h := o.Consume()(func(context.Context, *message.Message) error { return nil })
 			ctx := context.Background()
-			// Stamps are made before the clock starts; past len(stamps), a new key per round.
-			stamps := make([]string, min(b.N, 1<<18))
-			for n := range stamps {
-				stamps[n] = ordering.FormatStamp(1, int64(n+1))
-			}
-			run := strconv.FormatInt(time.Now().UnixNano(), 36)
-			keys := make([]string, b.N/len(stamps)+1)
-			for n := range keys {
-				keys[n] = "bench-" + run + "-" + strconv.Itoa(n)
-			}
+			stamps, keys := storetest.BenchKeys(b, func(i int) string { return ordering.FormatStamp(1, int64(i+1)) })
 			m := &message.Message{ID: "m", Topic: "orders", Subscription: "s", Payload: make([]byte, 1024),
 				Attempt: 1, Headers: message.Headers{message.HeaderSequence: ""}}
-			b.ReportAllocs()
-			b.SetBytes(1024)
-			b.ResetTimer()
-			for n := 0; n < b.N; n++ {
+			storetest.Bench(b, 1024, func(n int) error {
 				m.Key = keys[n/len(stamps)]
 				m.Headers[message.HeaderSequence] = stamps[n%len(stamps)]
-				if err := h(ctx, m); err != nil {
-					b.Fatal(err)
-				}
-			}
+				return h(ctx, m)
+			})
 		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/courierhq/courier/internal/lease"
 	"github.com/courierhq/courier/message"
 )
 
@@ -114,12 +115,13 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: unknown OnGap policy %d", ErrInvalidConfig, c.OnGap)
 	case c.OnGapTimeout != SkipAhead && c.OnGapTimeout != DeadLetter:
 		return fmt.Errorf("%w: unknown OnGapTimeout action %d", ErrInvalidConfig, c.OnGapTimeout)
-	case c.WaitDelay < 0, c.MaxWaitDelay < 0, c.Lease < 0, c.Retention < 0, c.StoreTimeout < 0:
-		return fmt.Errorf("%w: durations other than GapTimeout must not be negative", ErrInvalidConfig)
+	case c.WaitDelay < 0, c.MaxWaitDelay < 0:
+		return fmt.Errorf("%w: WaitDelay and MaxWaitDelay must not be negative", ErrInvalidConfig)
 	case c.WaitDelay != 0 && c.MaxWaitDelay != 0 && c.WaitDelay > c.MaxWaitDelay:
 		return fmt.Errorf("%w: WaitDelay %v exceeds MaxWaitDelay %v", ErrInvalidConfig, c.WaitDelay, c.MaxWaitDelay)
-	case c.Lease != 0 && c.Retention != 0 && c.Retention < c.Lease:
-		return fmt.Errorf("%w: Retention %v is shorter than Lease %v", ErrInvalidConfig, c.Retention, c.Lease)
+	}
+	if err := lease.CheckTiming(c.Lease, c.Retention, c.StoreTimeout); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
 	return nil
 }
