@@ -189,3 +189,31 @@ func TestObserverPublish(t *testing.T) {
 		t.Errorf("the caller's shared header map was written to: %v", shared)
 	}
 }
+
+// TestTraceHeadersSurviveDeadLetterAndRedrive: the W3C trace headers are ordinary headers to
+// Courier: the dead-letter copy keeps them, and undoing the copy (what Redrive publishes)
+// keeps them too, so a dead-lettered and a redriven message stay in their original trace.
+func TestTraceHeadersSurviveDeadLetterAndRedrive(t *testing.T) {
+	trace := message.Headers{
+		"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+		"tracestate":  "vendor=value",
+		"baggage":     "tenant=acme",
+	}
+	m := &message.Message{ID: "m", Payload: []byte("x"), Headers: message.Headers{"app": "v"}}
+	for k, v := range trace {
+		m.Headers[k] = v
+	}
+	f := transport.Failure{Err: errors.New("bad"), Permanent: true, Attempts: 1, Topic: "t", Subscription: "s"}
+	for _, caps := range []transport.Capabilities{{Name: "roomy"}, {Name: "sqs-like", MaxHeaderValueBytes: 256, MaxMessageBytes: 4096}} {
+		c := transport.DeadLetterCopy(m, f, caps)
+		back, err := transport.UndoDeadLetterCopy(c)
+		if err != nil {
+			t.Fatalf("%s: undo: %v", caps.Name, err)
+		}
+		for k, v := range trace {
+			if c.Header(k) != v || back.Header(k) != v {
+				t.Errorf("%s: header %s: copy %q, redriven %q; want %q", caps.Name, k, c.Header(k), back.Header(k), v)
+			}
+		}
+	}
+}
