@@ -177,6 +177,11 @@ func checkSpans(t *testing.T, spans []sdktrace.ReadOnlySpan, topic string, req t
 			t.Errorf("process span attribute %s = %q; want %q", k, got[k], v)
 		}
 	}
+	if system == "kafka" {
+		if got["messaging.destination.partition.id"] == "" || got["messaging.kafka.offset"] == "" {
+			t.Errorf("Kafka process span attributes %v; want the partition and offset", got)
+		}
+	}
 }
 
 // testObservedRetryDeadLetter: a message retried keeps its trace on every attempt; a message
