@@ -17,6 +17,11 @@ import (
 type ConnConfig struct {
 	// Logger receives the connection's and its subscribers' log lines. Default: slog.Default().
 	Logger *slog.Logger
+
+	// Observer is told what the connection's publishers and subscribers do (tracing,
+	// metrics: see package otelcourier); PublisherConfig.Observer and
+	// SubscriberConfig.Observer override it. Default none: nothing is observed, at no cost.
+	Observer Observer
 }
 
 // Validate reports whether the configuration can be used. The zero value is valid.
@@ -39,6 +44,7 @@ type Conn struct {
 	log  *slog.Logger
 	pub  *Publisher
 	ids  idGen
+	obs  Observer
 
 	closed atomic.Bool
 	mu     sync.Mutex
@@ -52,7 +58,7 @@ func NewConn(d driver.Driver, cfg ConnConfig) *Conn {
 	if log == nil {
 		log = slog.Default()
 	}
-	c := &Conn{drv: d, caps: d.Capabilities(), subs: map[*Subscriber]struct{}{}}
+	c := &Conn{drv: d, caps: d.Capabilities(), subs: map[*Subscriber]struct{}{}, obs: cfg.Observer}
 	c.log = log.With("courier.broker", c.caps.Name)
 	c.pub = c.Publisher(PublisherConfig{})
 	return c

@@ -44,6 +44,10 @@ type engineConfig struct {
 	// OnDeadLetterError, when set, is told of every failed attempt to store a copy.
 	OnDeadLetterError func(DeadLetterRetry)
 	Log               *slog.Logger
+	// Observer, when set, is told of every handler call and decision (observe.go).
+	Observer Observer
+	// Broker is the adapter's name, for the Observer.
+	Broker string
 }
 
 type engine struct {
@@ -67,6 +71,9 @@ type engine struct {
 
 	acks acker
 	park parkLot
+
+	obs  Observer // nil: nothing is observed
+	info SubscriptionInfo
 }
 
 func newEngine(cfg engineConfig, recv driver.Receiver, h message.Handler, parent context.Context) *engine {
@@ -80,6 +87,8 @@ func newEngine(cfg engineConfig, recv driver.Receiver, h message.Handler, parent
 		stopping: make(chan struct{}),
 		prefetch: int64(cfg.Prefetch),
 		room:     make(chan struct{}, 1),
+		obs:      cfg.Observer,
+		info:     SubscriptionInfo{Broker: cfg.Broker, Topic: cfg.Topic, Subscription: cfg.Subscription},
 	}
 	e.park.init()
 	e.opctx = context.WithoutCancel(parent)
@@ -96,6 +105,7 @@ func newEngine(cfg engineConfig, recv driver.Receiver, h message.Handler, parent
 }
 
 func (e *engine) run(ctx context.Context) error {
+	defer e.observeRun()()
 	go e.acks.loop()
 	for i := range e.lanes {
 		e.wg.Add(1)
@@ -280,16 +290,18 @@ func (r received) restore(m *message.Message) {
 // reports whether m now holds its key (parked with the key's later messages behind it).
 func (e *engine) process(m *message.Message) (held bool) {
 	if r := e.park.takeDeadLetter(m); r != nil {
-		return e.storeDeadLetter(m, r) // parked after a failed dead-letter attempt
+		return e.storeDeadLetter(e.hctx, m, r) // parked after a failed dead-letter attempt
 	}
 	orig := receivedOf(m)
 	var first time.Time
 	for {
-		err := e.call(m)
+		o := e.observeStart(m)
+		err := e.call(&o, m)
 		if err != nil {
 			orig.restore(m)
 		}
 		v := decide(situation{err: err, stopping: e.hctx.Err() != nil, keyed: m.Key != "", attempt: m.Attempt}, e.cfg.Policy)
+		e.observeVerdict(o.ctx, m, v, err)
 		if err != nil && first.IsZero() && !message.IsDeferred(err) {
 			first = time.Now()
 		}
@@ -298,19 +310,24 @@ func (e *engine) process(m *message.Message) (held bool) {
 		}
 		switch v.act {
 		case actRetry:
+			e.observeEnd(o, err)
 			if !e.sleep(v.delay) {
 				e.release(m)
 				return false
 			}
 			m.Attempt++
 		case actDeadLetter:
-			return e.deadLetter(m, Failure{
+			held = e.deadLetter(o.ctx, m, Failure{
 				Err: err, Permanent: message.IsPermanent(err), Attempts: m.Attempt,
 				Topic: e.cfg.Topic, Subscription: e.cfg.Subscription,
 				FirstFailure: first, LastFailure: time.Now(),
 			})
 		default:
-			return e.execute(m, v, nil)
+			held = e.execute(m, v, nil)
+		}
+		if v.act != actRetry {
+			e.observeEnd(o, err) // m is no longer read: it may be another worker's now
+			return held
 		}
 	}
 }
@@ -341,14 +358,17 @@ func (e *engine) execute(m *message.Message, v verdict, r *deadLetterRetry) (hel
 	return false
 }
 
-func (e *engine) call(m *message.Message) (err error) {
+func (e *engine) call(o *observed, m *message.Message) (err error) {
 	defer func() {
+		if e.obs != nil {
+			o.elapsed = time.Since(o.start)
+		}
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%w: %v", ErrHandlerPanic, r)
 			e.log.Error("courier: handler panicked", "message_id", m.ID, "panic", r, "stack", string(debug.Stack()))
 		}
 	}()
-	return e.h(e.hctx, m)
+	return e.h(o.ctx, m)
 }
 
 // sleep waits d, or returns false when the engine is stopping.

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"time"
 
 	"github.com/courierhq/courier/message"
@@ -35,11 +36,13 @@ type deadLetterRetry struct {
 
 // deadLetter hands m to the broker's dead-lettering or stores its copy. It reports whether m
 // now holds its key (the copy could not be stored and m waits for the next try).
-func (e *engine) deadLetter(m *message.Message, f Failure) (held bool) {
+// ctx is the handler call's (carrying its trace, which the dead-letter copy inherits).
+func (e *engine) deadLetter(ctx context.Context, m *message.Message, f Failure) (held bool) {
 	if !e.cfg.Native {
-		return e.storeDeadLetter(m, &deadLetterRetry{failure: f})
+		return e.storeDeadLetter(ctx, m, &deadLetterRetry{failure: f})
 	}
 	e.log.Warn("courier: handing message to the broker's dead-lettering", "message_id", m.ID, "attempts", f.Attempts, "permanent", f.Permanent, "error", f.Err)
+	e.observeEvent(ctx, m, Event{Kind: EventDeadLetter, Err: f.Err})
 	defer e.finished(1)
 	if rj, ok := e.recv.(driver.Rejecter); ok {
 		if err := rj.Reject(e.opctx, m, f.Err); err != nil {
@@ -56,11 +59,12 @@ func (e *engine) deadLetter(m *message.Message, f Failure) (held bool) {
 // storeDeadLetter makes one attempt to store m's dead-letter copy: acks m once it is stored;
 // otherwise logs one line, tells OnDeadLetterError, and parks m (holding its key where order
 // matters) until the next attempt, as decide says.
-func (e *engine) storeDeadLetter(m *message.Message, r *deadLetterRetry) (held bool) {
+func (e *engine) storeDeadLetter(ctx context.Context, m *message.Message, r *deadLetterRetry) (held bool) {
 	f := r.failure
-	err := e.cfg.DeadLetter.DeadLetter(e.hctx, m, f)
+	err := e.cfg.DeadLetter.DeadLetter(ctx, m, f)
 	if err == nil {
 		e.log.Warn("courier: message dead-lettered", "message_id", m.ID, "attempts", f.Attempts, "permanent", f.Permanent, "error", f.Err)
+		e.observeEvent(ctx, m, Event{Kind: EventDeadLetter, Err: f.Err})
 		e.acks.add(m)
 		e.finished(1)
 		return false
@@ -74,6 +78,7 @@ func (e *engine) storeDeadLetter(m *message.Message, r *deadLetterRetry) (held b
 	}
 	e.log.Error("courier: dead-lettering failed; the message is kept and tried again",
 		"message_id", m.ID, "attempt", r.attempts, "retry_in", v.delay, "error", err)
+	e.observeEvent(ctx, m, Event{Kind: EventDeadLetterFailed, Delay: v.delay, Err: err})
 	if e.cfg.OnDeadLetterError != nil {
 		e.cfg.OnDeadLetterError(DeadLetterRetry{Message: m, Failure: f, Err: err, Attempt: r.attempts, RetryIn: v.delay})
 	}

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,6 +35,10 @@ type PublisherConfig struct {
 	// calls queue for the next batch. Default 1: the queue goes as soon as the batch in
 	// flight returns. More overlaps broker round trips at the cost of smaller batches.
 	CoalesceInFlight int
+
+	// Observer is told of every Publish call and may add headers (trace context) to its
+	// messages; see Observer. Default: ConnConfig.Observer; none when both are nil.
+	Observer Observer
 }
 
 // Validate reports whether the configuration can be used.
@@ -49,13 +54,14 @@ func (c PublisherConfig) Validate() error {
 type Publisher struct {
 	conn *Conn
 	fn   message.PublishFunc
-	mw   bool // publish middleware is configured: it gets the connection's logger in ctx
+	mw   bool     // publish middleware is configured: it gets the connection's logger in ctx
+	obs  Observer // nil: nothing is observed
 }
 
 // Publisher returns a publisher that runs cfg.Middleware around every publish. Negative
 // Coalesce bounds count as their defaults.
 func (c *Conn) Publisher(cfg PublisherConfig) *Publisher {
-	p := &Publisher{conn: c, mw: len(cfg.Middleware) > 0}
+	p := &Publisher{conn: c, mw: len(cfg.Middleware) > 0, obs: cmp.Or[Observer](cfg.Observer, c.obs)}
 	msgs, bytes := cfg.CoalesceMessages, cfg.CoalesceBytes
 	if msgs <= 0 && !c.caps.Persistent {
 		msgs = 1 // an in-process broker (memory://) has no round trip to share
@@ -110,6 +116,14 @@ func (p *Publisher) Publish(ctx context.Context, topic string, msgs ...*message.
 	if err := p.prepare(topic, msgs); err != nil {
 		return err
 	}
+	if p.obs != nil {
+		return p.observePublish(ctx, topic, msgs)
+	}
+	return p.run(ctx, topic, msgs)
+}
+
+// run sends a prepared batch through the middleware.
+func (p *Publisher) run(ctx context.Context, topic string, msgs []*message.Message) error {
 	if p.mw && p.conn.log != nil {
 		ctx = message.WithLogger(ctx, p.conn.log) // middleware logs through the connection's logger
 	}

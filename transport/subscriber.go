@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -97,6 +98,10 @@ type SubscriberConfig struct {
 
 	// Logger receives the subscriber's log lines. Default: the connection's logger.
 	Logger *slog.Logger
+
+	// Observer is told of every handler call and every decision of the engine (tracing,
+	// metrics: see package otelcourier). Default: ConnConfig.Observer; none when both are nil.
+	Observer Observer
 }
 
 // Ordering is what a subscriber promises about the order of one key's messages
@@ -329,6 +334,8 @@ func (s *Subscriber) engineConfig() engineConfig {
 		DeadLetter:        s.dl,
 		OnDeadLetterError: s.cfg.OnDeadLetterError,
 		Log:               s.log,
+		Observer:          cmp.Or[Observer](s.cfg.Observer, s.conn.obs),
+		Broker:            s.conn.caps.Name,
 	}
 }
 

@@ -124,8 +124,13 @@ type delivery struct {
 }
 
 // As implements message.Receipt: *kafka.Message receives the fetched record (its byte
-// slices are shared with the message; do not modify them).
+// slices are shared with the message; do not modify them); *driver.LogPosition its
+// partition and offset.
 func (dl *delivery) As(target any) bool {
+	if t, ok := target.(*driver.LogPosition); ok {
+		*t = driver.LogPosition{Partition: dl.p.id, Offset: dl.offset}
+		return true
+	}
 	if t, ok := target.(*kafka.Message); ok {
 		*t = kafka.Message{
 			Topic: dl.p.g.r.topic, Partition: dl.p.id, Offset: dl.offset, HighWaterMark: dl.hwm,
