@@ -1,4 +1,4 @@
-// Package exactlyonce holds the PostgreSQL kill ledgers (build tag integration), beside the
+// Package exactlyonce holds the PostgreSQL kill ledgers and the two-relay-process test (build tag integration), beside the
 // consumer-kill ledger of package killledger. The test binary starts itself again as a child
 // process and kills it with SIGKILL three times at random points:
 //
@@ -12,6 +12,10 @@
 //     the test consumes the queue: no committed row may be lost, no rolled-back row may
 //     arrive, each key's first receipts must be in order; duplicates (at-least-once after a
 //     kill, same message ID) are reported.
+//   - TestTwoRelayProcesses: two relays in separate child processes share one outbox while
+//     10,000 rows (and rolled-back ones) are written; with no crash every committed row must
+//     reach RabbitMQ exactly once (a row sent by both would arrive twice), in key order, and
+//     both relays must have sent some.
 //
 // Run it with `make integration`, or alone:
 //
