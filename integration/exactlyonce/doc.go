@@ -1,6 +1,7 @@
-// Package exactlyonce holds the PostgreSQL kill ledgers and the two-relay-process test (build tag integration), beside the
-// consumer-kill ledger of package killledger. The test binary starts itself again as a child
-// process and kills it with SIGKILL three times at random points:
+// Package exactlyonce holds the PostgreSQL kill ledgers and the two-relay-process test (build
+// tag integration), beside the consumer-kill ledger of package killledger. The test binary
+// starts itself again as child processes; the kill tests kill the child with SIGKILL three
+// times at random points:
 //
 //   - TestExactlyOnceKill: 10,000 keyed messages on RabbitMQ are consumed by a child whose
 //     handler, behind the exactlyonce middleware, inserts one row per handling into a ledger
