@@ -4,9 +4,12 @@ package outbox_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -106,4 +109,62 @@ func relayLatency(t *testing.T, name, brokerURL, topic string) {
 	slices.Sort(lat)
 	t.Logf("commit-to-broker-confirmed latency, %s, %d single-message transactions: p50 %v, p90 %v, p99 %v",
 		name, n, lat[n/2], lat[n*9/10], lat[n*99/100])
+}
+
+// TestTooLargeRowDeadLetteredOnBrokers writes five rows of one key, the middle one larger
+// than the broker's limit, and relays them to each real broker whose limit is at most
+// 17 MB: the oversize row must land in courier_outbox_dead as message_too_large and the key's
+// other four rows must arrive, in order, at once (RetryMin is a minute: a blocked key fails).
+func TestTooLargeRowDeadLetteredOnBrokers(t *testing.T) {
+	urls := brokers.CourierURLs(t, "courier-outbox-test")
+	for _, name := range []string{"rabbitmq", "kafka", "sqs", "pubsub"} {
+		t.Run(name, func(t *testing.T) {
+			topic := fmt.Sprintf("outbox-big-%s-%06d", name, rand.IntN(1_000_000))
+			if name == "sqs" {
+				topic += ".fifo"
+			}
+			tooLargeOn(t, urls[name], topic)
+		})
+	}
+}
+
+func tooLargeOn(t *testing.T, brokerURL, topic string) {
+	ctx := context.Background()
+	pool := openPool(t, schemaURL(t))
+	rec := newReceived()
+	conn := subscribe(t, brokerURL, topic, rec)
+	limit := conn.Capabilities().MaxMessageBytes
+	if limit == 0 || limit > 17<<20 {
+		t.Skipf("%s accepts messages up to %d bytes (0: no limit): too large to store for this test", conn.Capabilities().Name, limit)
+	}
+	var dead []outbox.DeadLetter
+	var mu sync.Mutex
+	startRelay(t, outbox.Config{DB: pool, Publisher: conn, PollInterval: 50 * time.Millisecond,
+		RetryMin: time.Minute, RetryMax: time.Minute, Logger: quiet(),
+		OnDeadLetter: func(_ context.Context, d outbox.DeadLetter) { mu.Lock(); dead = append(dead, d); mu.Unlock() }})
+	ms := make([]*message.Message, 5)
+	for i := range ms {
+		ms[i] = &message.Message{Key: "big", Payload: fmt.Appendf(nil, "%06d", i)}
+	}
+	ms[2].Payload = make([]byte, limit+1)
+	write(t, pool, topic, true, ms...)
+	rec.waitFor(t, 4, 30*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	var reason string
+	if err := pool.QueryRow(ctx, "SELECT reason FROM courier_outbox_dead WHERE id = $1", ms[2].ID).Scan(&reason); err != nil || reason != outbox.ReasonTooLarge {
+		t.Fatalf("dead row: reason %q, err %v; want %s", reason, err, outbox.ReasonTooLarge)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.ids) != 4 || rec.ids[ms[2].ID] != 0 {
+		t.Fatalf("received %d distinct messages (the oversize one %d times), want the 4 others", len(rec.ids), rec.ids[ms[2].ID])
+	}
+	if got := strings.Join(rec.keys["big"], ","); got != "000000,000001,000003,000004" {
+		t.Fatalf("key order: %s", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(dead) != 1 || dead[0].ID != ms[2].ID || !errors.Is(dead[0].Err, transport.ErrMessageTooLarge) {
+		t.Fatalf("OnDeadLetter: %+v", dead)
+	}
 }
