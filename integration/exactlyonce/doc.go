@@ -15,8 +15,9 @@
 //     kill, same message ID) are reported.
 //   - TestTwoRelayProcesses: two relays in separate child processes share one outbox while
 //     10,000 rows (and rolled-back ones) are written; with no crash every committed row must
-//     reach RabbitMQ exactly once (a row sent by both would arrive twice), in key order, and
-//     both relays must have sent some.
+//     reach the broker exactly once (a row sent by both would arrive twice), in key order,
+//     and both relays must have sent some. On RabbitMQ, Kafka, SQS (FIFO) and Pub/Sub (2,000
+//     rows: the emulator's ordered delivery is slow).
 //
 // Run it with `make integration`, or alone:
 //

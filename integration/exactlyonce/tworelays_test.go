@@ -20,21 +20,34 @@ import (
 )
 
 // TestTwoRelayProcesses runs two relays in separate processes on one outbox while committed
-// and rolled-back transactions are written: with no crash, every committed row must reach
-// RabbitMQ exactly once (a row sent by both relays would arrive twice), in key order, no
-// rolled-back row may arrive, and both relays must have sent rows (else the test proved
-// nothing about two relays).
+// and rolled-back transactions are written, on each broker (brokers.CourierURLs; SQS on a FIFO
+// queue, as the rows are keyed): with no crash, every committed row must reach the broker
+// exactly once (a row sent by both relays would arrive twice), in key order, no rolled-back
+// row may arrive, and both relays must have sent rows (else the test proved nothing about two
+// relays).
 func TestTwoRelayProcesses(t *testing.T) {
+	urls := brokers.CourierURLs(t, "courier-eo-test")
+	for _, name := range []string{"rabbitmq", "kafka", "sqs", "pubsub"} {
+		t.Run(name, func(t *testing.T) { twoRelays(t, name, urls[name]) })
+	}
+}
+
+func twoRelays(t *testing.T, name, brokerURL string) {
 	n := messageCount(t)
+	if name == "pubsub" {
+		n = min(n, 2000) // the emulator delivers ordered subscriptions at ≈ 65 messages/s
+	}
 	pgURL, pool := schema(t)
-	brokerURL := brokers.Endpoint(t, brokers.RabbitMQ)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	if err := outbox.Migrate(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
 	id := rand.IntN(1_000_000)
-	topic, subName := fmt.Sprintf("two-relays-%06d", id), fmt.Sprintf("two-relays-ledger-%06d", id)
+	topic, subName := fmt.Sprintf("two-relays-%s-%06d", name, id), fmt.Sprintf("two-relays-ledger-%06d", id)
+	if name == "sqs" {
+		topic += ".fifo"
+	}
 	l := &ledger{seen: map[string]int{}, high: map[string]int{}, bad: map[string]string{}}
 	stopSub := consumeInto(t, ctx, brokerURL, topic, subName, l)
 	defer stopSub()
@@ -66,8 +79,8 @@ func TestTwoRelayProcesses(t *testing.T) {
 			dups += c - 1
 		}
 	}
-	t.Logf("two relay processes: %d committed rows, %d received, %d lost, %d duplicates; relay 1 sent %d, relay 2 sent %d; %v",
-		n, l.received, n-got, dups, sent[0], sent[1], elapsed.Round(time.Millisecond))
+	t.Logf("two relay processes, %s: %d committed rows, %d received, %d lost, %d duplicates; relay 1 sent %d, relay 2 sent %d; %v",
+		name, n, l.received, n-got, dups, sent[0], sent[1], elapsed.Round(time.Millisecond))
 	if !done || got != n {
 		t.Errorf("%d of %d committed rows never reached the broker", n-got, n)
 	}
