@@ -61,6 +61,10 @@ type Config struct {
 	PublishTimeout time.Duration
 	// Logger receives the relay's warnings; default slog.Default().
 	Logger *slog.Logger
+	// OnDeadLetter, if set, is called for each row the relay moved to courier_outbox_dead
+	// (a row the broker refuses permanently, or whose headers do not decode), after the move
+	// committed. It runs on the relay's goroutine between rounds: keep it short. Optional.
+	OnDeadLetter func(ctx context.Context, d DeadLetter)
 }
 
 // Validate reports a missing DB or Publisher and negative values.

@@ -22,7 +22,8 @@
 //
 // MigrationSQL (migrate.sql, applied by Migrate) creates courier_outbox — one row per message
 // still to be sent, with a bigserial seq that is the relay order — an index on (key, seq),
-// and a statement-level AFTER INSERT trigger that runs pg_notify('courier_outbox') (delivered
+// a courier_outbox_dead table for rows refused permanently (below), and a statement-level
+// AFTER INSERT trigger that runs pg_notify('courier_outbox') (delivered
 // at commit, dropped on rollback). Objects are unqualified: put several outboxes in several
 // schemas and choose one with the connection's search_path.
 //
@@ -55,13 +56,34 @@
 //     down, NoListen for transaction-mode poolers), and runs rounds back to back while they
 //     come back full.
 //   - Clean-up: sent rows are deleted in the round that sent them; the table holds only
-//     unsent rows (attempts and last_error say why a row is stuck).
+//     unsent rows (attempts and last_error say why a row is waiting).
+//
+// # Rows refused permanently (dead letters)
+//
+// When a publish fails, the error concerning the row — its entry in a
+// *transport.PublishError, or the call's error when the call had that one message — decides:
+//
+//   - transport.ErrUnavailable, ErrClosed, context cancellation or deadline, and errors of any
+//     other or no kind (ErrNacked, ErrAccessDenied, ErrTopicNotFound, …: things an operator or
+//     time fixes) are retried: the key waits with backoff, as above;
+//   - transport.ErrMessageTooLarge, ErrInvalidTopic and ErrInvalidMessage, and stored headers
+//     that are not a JSON object of strings, are permanent: the row is moved, in the round's
+//     transaction, to courier_outbox_dead with a reason (ReasonTooLarge, ReasonInvalidTopic,
+//     ReasonInvalidMessage, ReasonBadHeaders), the error text and failed_at; it is logged at
+//     Warn, Config.OnDeadLetter is called after the commit, and the key goes on with its next
+//     row at once. A permanent error that names no message of a multi-message call makes the
+//     relay send that key's remaining rows one per call, to find the refused one.
+//
+// An error that matches a transient and a permanent kind at once is retried. To send a dead
+// row again once fixed, insert it back into courier_outbox (it gets a new seq: it goes after
+// the key's waiting rows) and delete it from courier_outbox_dead.
 //
 // # What it does not guarantee
 //
 //   - Exactly-once delivery: after a crash, some rows are published twice (same ID).
-//   - A row whose headers cannot be decoded, or that the broker refuses permanently (too
-//     large), blocks its key, retried with backoff and logged; delete or fix it by hand.
+//   - Order around a dead-lettered row: the key's later rows are sent without it.
+//   - A row refused with an error of no permanent kind (a misconfigured topic, missing
+//     permission) blocks its key, retried with backoff and logged, until that is fixed.
 //   - A relay round holds its transaction open while it publishes (bounded by
 //     PublishTimeout), so keep PublishTimeout short relative to your idle-transaction
 //     limits.

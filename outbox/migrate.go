@@ -9,7 +9,7 @@ import (
 )
 
 // MigrationSQL is the schema Migrate applies (migrate.sql): the courier_outbox table, its
-// (key, seq) index and the trigger that notifies channel NotifyChannel at commit. It is
+// (key, seq) index, the courier_outbox_dead table of rows refused permanently, and the trigger that notifies channel NotifyChannel at commit. It is
 // idempotent; apply it with your own migration tool if you prefer.
 //
 //go:embed migrate.sql

@@ -29,7 +29,18 @@ import (
 	"github.com/courierhq/courier/transport"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain checks for leaked goroutines, except those the broker clients of the integration
+// tests leave behind by design (Pub/Sub's stats worker and stream keep-alive, idle HTTP
+// connections of the SQS client's pool, kafka-go's connection pool).
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
+		goleak.IgnoreTopFunction("cloud.google.com/go/pubsub/v2.(*messageIterator).streamKeepAliveHandler"),
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreTopFunction("github.com/segmentio/kafka-go.(*connPool).discover"),
+		goleak.IgnoreTopFunction("github.com/segmentio/kafka-go.(*conn).run"))
+}
 
 // schemaURL returns a PostgreSQL URL whose search_path is a fresh schema holding a migrated
 // outbox, so that tests (and other helpers' tests) never share a table.
@@ -173,7 +184,7 @@ func subscribe(t testing.TB, rawURL, topic string, rec *received) *transport.Con
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub, err := conn.Subscribe(ctx, topic, "outbox-test-"+strconv.Itoa(rand.IntN(1_000_000)), transport.SubscriberConfig{Concurrency: 4})
+	sub, err := conn.Subscribe(ctx, topic, "outbox-test-"+strconv.Itoa(rand.IntN(1_000_000)), transport.SubscriberConfig{Concurrency: 4, Start: transport.StartEarliest})
 	if err != nil {
 		t.Fatal(err)
 	}

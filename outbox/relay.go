@@ -189,7 +189,7 @@ type row struct {
 func (w *row) message() (*message.Message, error) {
 	m := &message.Message{ID: w.id, Key: w.key, Payload: w.payload, PublishTime: w.publish, Headers: message.Headers{}}
 	if err := json.Unmarshal(w.headers, &m.Headers); err != nil {
-		return nil, fmt.Errorf("outbox: row %d: headers: %w", w.seq, err)
+		return nil, fmt.Errorf("%w: row %d: %w", errBadHeaders, w.seq, err)
 	}
 	return m, nil
 }

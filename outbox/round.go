@@ -60,14 +60,14 @@ func (r *Relay) round(ctx context.Context) (bool, error) {
 	if len(keyed)+len(unkeyed) == 0 {
 		return false, nil
 	}
-	sent, failed := r.publish(ctx, groups(keyed, unkeyed))
-	if err := r.mark(ctx, tx, sent, failed); err != nil {
+	out := r.publish(ctx, groups(keyed, unkeyed))
+	if err := r.mark(ctx, tx, out); err != nil {
 		return false, err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return false, fmt.Errorf("commit (%d sent rows stay and will be sent again): %w", len(sent), err)
+		return false, fmt.Errorf("commit (%d sent rows stay and will be sent again): %w", len(out.sent), err)
 	}
-	r.settle(sent, failed)
+	r.settle(ctx, out)
 	return len(keyed) >= r.cfg.BatchSize || len(unkeyed) >= r.cfg.BatchSize, nil
 }
 
@@ -120,59 +120,83 @@ type failedRow struct {
 	err error
 }
 
+// outcome is what publishing a round's groups came to.
+type outcome struct {
+	sent   []int64
+	dead   []deadRow
+	failed []failedRow
+}
+
 // publish sends the groups, Parallelism at a time; within a group, consecutive rows of one
-// topic go in one call, and the group stops at its first failure.
-func (r *Relay) publish(ctx context.Context, gs [][]row) (sent []int64, failed []failedRow) {
+// topic go in one call, and the group stops at its first retryable failure.
+func (r *Relay) publish(ctx context.Context, gs [][]row) outcome {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	var out outcome
 	sem := make(chan struct{}, r.cfg.Parallelism)
 	for _, g := range gs {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			ok, f := r.publishGroup(ctx, g)
+			res := r.publishGroup(ctx, g)
 			mu.Lock()
 			defer mu.Unlock()
-			sent = append(sent, ok...)
-			if f != nil {
-				failed = append(failed, *f)
-			}
+			out.sent = append(out.sent, res.sent...)
+			out.dead = append(out.dead, res.dead...)
+			out.failed = append(out.failed, res.failed...)
 		})
 	}
 	wg.Wait()
-	return sent, failed
+	return out
 }
 
-func (r *Relay) publishGroup(ctx context.Context, g []row) ([]int64, *failedRow) {
-	var sent []int64
+// publishGroup sends one group in order. A row refused permanently (see decide) is set aside
+// for the dead table and the group goes on; a retryable failure ends the group.
+func (r *Relay) publishGroup(ctx context.Context, g []row) (res outcome) {
+	alone := false
 	for len(g) > 0 {
 		n := 1
-		for n < len(g) && g[n].topic == g[0].topic {
+		for !alone && n < len(g) && g[n].topic == g[0].topic {
 			n++
 		}
 		run := g[:n]
 		msgs := make([]*message.Message, 0, n)
-		for i, w := range run {
+		var decodeErr error
+		for _, w := range run {
 			m, err := w.message()
 			if err != nil {
-				if i > 0 {
-					break // send the good prefix first; the bad row fails next time round
-				}
-				return sent, &failedRow{row: w, err: err}
+				decodeErr = err // send the good prefix first; the bad row comes next
+				break
 			}
 			msgs = append(msgs, m)
+		}
+		if len(msgs) == 0 {
+			_, reason, err := decide(decodeErr, 0, 1)
+			res.dead = append(res.dead, deadRow{row: g[0], reason: reason, err: err})
+			g = g[1:]
+			continue
 		}
 		err := r.cfg.Publisher.Publish(ctx, run[0].topic, msgs...)
 		ok := confirmed(err, len(msgs))
 		for _, w := range run[:ok] {
-			sent = append(sent, w.seq)
+			res.sent = append(res.sent, w.seq)
 		}
-		if ok < len(msgs) {
-			return sent, &failedRow{row: run[ok], err: err}
+		if ok == len(msgs) {
+			g = g[ok:]
+			continue
 		}
-		g = g[len(msgs):]
+		switch v, reason, rowErr := decide(err, ok, len(msgs)); v {
+		case deadLetter:
+			res.dead = append(res.dead, deadRow{row: run[ok], reason: reason, err: rowErr})
+			g = g[ok+1:]
+		case sendAlone:
+			alone, g = true, g[ok:]
+		default:
+			res.failed = append(res.failed, failedRow{row: run[ok], err: err})
+			return res
+		}
 	}
-	return sent, nil
+	return res
 }
 
 // confirmed returns how many leading messages of a call the broker accepted: all on nil, the
@@ -194,31 +218,50 @@ func confirmed(err error, n int) int {
 	return max(first, 0)
 }
 
-// mark deletes the sent rows and records the failures, in the round's transaction.
-func (r *Relay) mark(ctx context.Context, tx pgx.Tx, sent []int64, failed []failedRow) error {
-	if len(sent) > 0 {
-		if _, err := tx.Exec(ctx, deleteSQL, sent); err != nil {
-			return fmt.Errorf("delete %d sent rows (they will be sent again): %w", len(sent), err)
+// mark deletes the sent rows, moves the dead ones to the dead table and records the
+// failures, in the round's transaction.
+func (r *Relay) mark(ctx context.Context, tx pgx.Tx, out outcome) error {
+	if len(out.sent) > 0 {
+		if _, err := tx.Exec(ctx, deleteSQL, out.sent); err != nil {
+			return fmt.Errorf("delete %d sent rows (they will be sent again): %w", len(out.sent), err)
 		}
 	}
-	for _, f := range failed {
-		msg := f.err.Error()
-		if len(msg) > 1000 {
-			msg = msg[:1000]
+	for _, d := range out.dead {
+		if _, err := tx.Exec(ctx, deadSQL, d.row.seq, d.reason, errText(d.err)); err != nil {
+			return fmt.Errorf("move row %d to courier_outbox_dead: %w", d.row.seq, err)
 		}
-		msg = strings.ToValidUTF8(strings.ReplaceAll(msg, "\x00", ""), "?")
-		if _, err := tx.Exec(ctx, failSQL, f.row.seq, msg); err != nil {
+	}
+	for _, f := range out.failed {
+		if _, err := tx.Exec(ctx, failSQL, f.row.seq, errText(f.err)); err != nil {
 			return fmt.Errorf("record failure of row %d: %w", f.row.seq, err)
 		}
 	}
 	return nil
 }
 
-// settle updates the backoff after a committed round: failures back off exponentially with
-// jitter, keys that sent again are forgotten.
-func (r *Relay) settle(sent []int64, failed []failedRow) {
+// errText is err's text as PostgreSQL text: at most 1000 bytes, valid UTF-8, no NUL.
+func errText(err error) string {
+	msg := err.Error()
+	if len(msg) > 1000 {
+		msg = msg[:1000]
+	}
+	return strings.ToValidUTF8(strings.ReplaceAll(msg, "\x00", ""), "?")
+}
+
+// settle runs after a committed round: it reports the dead-lettered rows (log and
+// OnDeadLetter), backs failures off exponentially with jitter, and forgets the backoff of
+// keys once a round had no failure.
+func (r *Relay) settle(ctx context.Context, out outcome) {
+	for _, d := range out.dead {
+		r.cfg.Logger.Warn("outbox relay: row refused permanently; moved to courier_outbox_dead",
+			"topic", d.row.topic, "key", d.row.key, "id", d.row.id, "seq", d.row.seq, "reason", d.reason, "err", d.err)
+		if r.cfg.OnDeadLetter != nil {
+			r.cfg.OnDeadLetter(ctx, DeadLetter{Seq: d.row.seq, ID: d.row.id, Topic: d.row.topic, Key: d.row.key,
+				Reason: d.reason, Err: d.err})
+		}
+	}
 	now := time.Now()
-	for _, f := range failed {
+	for _, f := range out.failed {
 		name := backoffName(f.row)
 		st := r.backoff[name]
 		st.n++
@@ -229,8 +272,8 @@ func (r *Relay) settle(sent []int64, failed []failedRow) {
 		r.cfg.Logger.Warn("outbox relay: publish failed; the key waits", "topic", f.row.topic,
 			"key", f.row.key, "id", f.row.id, "attempt", st.n, "retry_in", d, "err", f.err)
 	}
-	if len(failed) == 0 && len(sent) > 0 {
-		clear(r.backoff) // everything went through: failures have passed
+	if len(out.failed) == 0 && len(out.sent)+len(out.dead) > 0 {
+		clear(r.backoff) // everything went through or was set aside: failures have passed
 	}
 }
 

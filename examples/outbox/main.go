@@ -68,7 +68,12 @@ func run(pg string) error {
 	if err := startBilling(ctx, conn, pool, ordersTopic, quiet); err != nil {
 		return err
 	}
-	relay, err := outbox.NewRelay(outbox.Config{DB: pool, Publisher: conn, PollInterval: 200 * time.Millisecond, Logger: quiet})
+	relay, err := outbox.NewRelay(outbox.Config{DB: pool, Publisher: conn, PollInterval: 200 * time.Millisecond, Logger: quiet,
+		// A row the broker refuses for good (too large, invalid topic) is moved to
+		// courier_outbox_dead instead of blocking its key; say so.
+		OnDeadLetter: func(_ context.Context, d outbox.DeadLetter) {
+			fmt.Printf("dead-lettered  %s on %s: %s (%v)\n", d.ID, d.Topic, d.Reason, d.Err)
+		}})
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -77,12 +78,31 @@ func child(mode string) int {
 	return 0
 }
 
+// relay runs an outbox relay until ctx ends, then prints how many messages the broker
+// confirmed to it ("relay confirmed N", read by TestTwoRelayProcesses).
 func relay(ctx context.Context, pool *pgxpool.Pool, conn *transport.Conn, log *slog.Logger) error {
-	r, err := outbox.NewRelay(outbox.Config{DB: pool, Publisher: conn, PollInterval: 100 * time.Millisecond, Logger: log})
+	pub := &countingPub{conn: conn}
+	r, err := outbox.NewRelay(outbox.Config{DB: pool, Publisher: pub, PollInterval: 100 * time.Millisecond, Logger: log})
 	if err != nil {
 		return err
 	}
-	return r.Run(ctx)
+	err = r.Run(ctx)
+	fmt.Fprintf(os.Stderr, "relay confirmed %d\n", pub.n.Load())
+	return err
+}
+
+// countingPub counts the messages the broker confirmed.
+type countingPub struct {
+	conn *transport.Conn
+	n    atomic.Int64
+}
+
+func (p *countingPub) Publish(ctx context.Context, topic string, ms ...*message.Message) error {
+	err := p.conn.Publish(ctx, topic, ms...)
+	if err == nil {
+		p.n.Add(int64(len(ms)))
+	}
+	return err
 }
 
 // consume handles with the exactlyonce middleware; each handling inserts one ledger row in

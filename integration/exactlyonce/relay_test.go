@@ -165,7 +165,7 @@ func consumeInto(t *testing.T, ctx context.Context, brokerURL, topic, sub string
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := conn.Subscribe(ctx, topic, sub, transport.SubscriberConfig{Concurrency: 8})
+	s, err := conn.Subscribe(ctx, topic, sub, transport.SubscriberConfig{Concurrency: 8, Start: transport.StartEarliest})
 	if err != nil {
 		t.Fatal(err)
 	}
