@@ -40,9 +40,9 @@ const (
 	// DefaultMaxHeaderValueBytes is the longest header value accepted. All headers of a
 	// message also have to fit one AMQP frame (128 KiB by default); Publish checks that.
 	DefaultMaxHeaderValueBytes = 64 << 10
-	// DefaultPublishChannels is how many confirm-mode channels publish at the same time.
+	// DefaultPublishChannels is how many shared confirm-mode channels publish.
 	DefaultPublishChannels = 8
-	// DefaultMaxInFlight is how many unconfirmed messages one publish channel keeps in
+	// DefaultMaxInFlight is how many unconfirmed messages one publish call keeps in
 	// flight before waiting for confirms.
 	DefaultMaxInFlight = 1024
 	// DefaultDialTimeout bounds one TCP connect plus the TLS and AMQP handshakes.
@@ -127,11 +127,13 @@ type Config struct {
 	// DefaultMaxHeaderValueBytes (64 KiB).
 	MaxHeaderValueBytes int
 
-	// PublishChannels is the most confirm-mode channels publishing at once; each publish
-	// call holds one for its whole batch. Default DefaultPublishChannels (8).
+	// PublishChannels is how many confirm-mode channels the publish connection opens (as
+	// they are needed). Concurrent publish calls share them in turn: a call publishes its
+	// batch on one and waits for its confirms without holding it, so confirms of concurrent
+	// calls are pipelined. Default DefaultPublishChannels (8).
 	PublishChannels int
 
-	// MaxInFlight is the most unconfirmed messages per publish channel. Default
+	// MaxInFlight is the most unconfirmed messages of one publish call. Default
 	// DefaultMaxInFlight (1024).
 	MaxInFlight int
 
