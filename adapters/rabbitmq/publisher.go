@@ -14,9 +14,9 @@ import (
 	"github.com/courierhq/courier/message"
 )
 
-// Publishing, in short: Config.PublishChannels confirm-mode channels on the publish
+// Publishing, in short: up to Config.PublishChannels confirm-mode channels on the publish
 // connection, shared by concurrent Publish calls and opened as they are first needed. A call
-// takes the next channel in turn, publishes its batch on it in order (keeping up to
+// takes the first channel with fewer than shareLimit unconfirmed messages, publishes its batch on it in order (keeping up to
 // Config.MaxInFlight of its confirms outstanding) and waits for its confirms by delivery tag
 // (deferred confirmations) without holding the channel: other calls publish on it meanwhile,
 // so the confirms of concurrent publishers are pipelined as with a raw client. With
@@ -35,6 +35,7 @@ type pubChannel struct {
 	ch     *amqp.Channel
 	gen    uint64
 	closes chan *amqp.Error
+	load   atomic.Int64 // messages of calls on this channel not yet resolved
 
 	mu     sync.Mutex
 	reason *amqp.Error
@@ -140,7 +141,7 @@ type declared struct {
 // slot holds one of the shared channels; lock (one token) guards opening it.
 type slot struct {
 	lock chan struct{}
-	pc   *pubChannel
+	pc   atomic.Pointer[pubChannel]
 }
 
 type publisher struct {
@@ -164,10 +165,20 @@ func newPublisher(d *Driver) *publisher {
 	return p
 }
 
-// get returns the next shared publish channel in turn, opening it when it is not open yet
-// or was lost, waiting for the connection when it is being re-dialled.
+// shareLimit is how many unconfirmed messages a publish channel carries before calls go on to
+// the next one. RabbitMQ confirms many messages of one channel at once: fewer, busier
+// channels confirm sooner than many idle ones (16 publishers on one channel outran the same
+// 16 spread over 8 channels about 2× with a raw client), so channels fill up in order.
+const shareLimit = 256
+
+// get returns the first publish channel that carries fewer than shareLimit unconfirmed
+// messages (or the next in turn when all do), opening it when it is not open yet or was
+// lost, waiting for the connection when it is being re-dialled.
 func (p *publisher) get(ctx context.Context) (*pubChannel, error) {
-	s := &p.slots[p.next.Add(1)%uint64(len(p.slots))]
+	s := p.pick()
+	if pc := s.pc.Load(); pc != nil && !pc.ch.IsClosed() && p.s.current(pc.gen) {
+		return pc, nil
+	}
 	select {
 	case s.lock <- struct{}{}:
 	case <-ctx.Done():
@@ -182,19 +193,30 @@ func (p *publisher) get(ctx context.Context) (*pubChannel, error) {
 	if closed {
 		return nil, driver.ErrClosed
 	}
-	if pc := s.pc; pc != nil {
+	if pc := s.pc.Load(); pc != nil {
 		if !pc.ch.IsClosed() && p.s.current(pc.gen) {
-			return pc, nil
+			return pc, nil // opened by another call meanwhile
 		}
 		p.closeChannel(pc.ch)
-		s.pc = nil
+		s.pc.Store(nil)
 	}
 	pc, err := p.open(ctx)
 	if err != nil {
 		return nil, err
 	}
-	s.pc = pc
+	s.pc.Store(pc)
 	return pc, nil
+}
+
+// pick chooses the slot of the channel to publish on.
+func (p *publisher) pick() *slot {
+	for i := range p.slots {
+		pc := p.slots[i].pc.Load()
+		if pc == nil || pc.ch.IsClosed() || pc.load.Load() < shareLimit {
+			return &p.slots[i]
+		}
+	}
+	return &p.slots[p.next.Add(1)%uint64(len(p.slots))]
 }
 
 func (p *publisher) open(ctx context.Context) (*pubChannel, error) {
@@ -449,6 +471,8 @@ type batchSend struct {
 func (p *publisher) sendOn(ctx context.Context, pc *pubChannel, o *outgoing, pending []int, results []error) (retry []int, chErr error) {
 	b := &batchSend{p: p, ctx: ctx, pc: pc, o: o, pending: pending, results: results,
 		window: make([]inflight, 0, min(len(pending), p.window))}
+	pc.load.Add(int64(len(pending)))
+	defer pc.load.Add(-int64(len(pending)))
 	if err := b.publishAll(); err != nil {
 		b.abandon(err)
 		return nil, nil
