@@ -39,7 +39,7 @@ func BenchmarkConsumeDefaults(b *testing.B) {
 		done := make(chan struct{})
 		b.ResetTimer()
 		start, cpu0 := time.Now(), cpuTime()
-		s, err := c.Subscribe(ctx, topic, "bench", transport.SubscriberConfig{})
+		s, err := c.Subscribe(ctx, topic, topic+"-g", transport.SubscriberConfig{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -68,7 +68,7 @@ func BenchmarkConsumeDefaults(b *testing.B) {
 		defer cancel()
 		b.ResetTimer()
 		start, cpu0 := time.Now(), cpuTime()
-		r := kafkago.NewReader(kafkago.ReaderConfig{Brokers: addrs, GroupID: "bench", Topic: topic})
+		r := kafkago.NewReader(kafkago.ReaderConfig{Brokers: addrs, GroupID: topic + "-g", Topic: topic})
 		defer r.Close()
 		var latest atomic.Pointer[kafkago.Message]
 		wake := make(chan struct{}, 1)
