@@ -52,7 +52,11 @@ func BenchmarkConsumeDefaults(b *testing.B) {
 				return nil
 			})
 		})
-		<-done
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			b.Fatalf("courier: %d of %d records handled after a minute", n.Load(), b.N)
+		}
 		elapsed := time.Since(start)
 		b.StopTimer()
 		reportRate(b, b.N, elapsed)
@@ -64,7 +68,7 @@ func BenchmarkConsumeDefaults(b *testing.B) {
 		c := benchConn(b, addrs) // only to create the topic the same way
 		topic := benchTopic(b, c)
 		fill(b, addrs, topic, b.N-1)
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		b.ResetTimer()
 		start, cpu0 := time.Now(), cpuTime()
