@@ -335,6 +335,24 @@ func TestCoalesceOffInProcess(t *testing.T) {
 	})
 }
 
+func TestCoalesceOffWhenPipelined(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newGate(0)
+		d.caps.PipelinedPublish = true // like RabbitMQ
+		c := transport.NewConn(d, transport.ConnConfig{})
+		p := c.Publisher(transport.PublisherConfig{})
+		ctx := context.Background()
+		a := publishAsync(ctx, p, "t", msgs("a1")...)
+		b := publishAsync(ctx, p, "t", msgs("b1")...)
+		if got := d.seen(); len(got) != 2 {
+			t.Fatalf("a pipelining adapter must not be coalesced by default: %v", got)
+		}
+		d.openGate()
+		<-a
+		<-b
+	})
+}
+
 func TestCoalesceMiddlewarePerCall(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		d := newGate(0)

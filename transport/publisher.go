@@ -25,8 +25,9 @@ type PublisherConfig struct {
 	// merged into one broker batch (see Publisher.Publish). Default: the broker's
 	// Capabilities.MaxBatch, or DefaultCoalesceMessages (1000) when it reports none; 1 for a
 	// broker that is not Capabilities.Persistent (memory://: in process, there is no round
-	// trip to share, and handing calls over costs more than it saves). 1 turns merging off:
-	// every call is sent on its own.
+	// trip to share, and handing calls over costs more than it saves) and for an adapter that
+	// pipelines concurrent calls itself (Capabilities.PipelinedPublish: RabbitMQ). 1 turns
+	// merging off: every call is sent on its own.
 	CoalesceMessages int
 	// CoalesceBytes bounds the message bytes (message.Size) of one merged batch. Default
 	// DefaultCoalesceBytes (1 MiB).
@@ -63,8 +64,8 @@ type Publisher struct {
 func (c *Conn) Publisher(cfg PublisherConfig) *Publisher {
 	p := &Publisher{conn: c, mw: len(cfg.Middleware) > 0, obs: cmp.Or[Observer](cfg.Observer, c.obs)}
 	msgs, bytes := cfg.CoalesceMessages, cfg.CoalesceBytes
-	if msgs <= 0 && !c.caps.Persistent {
-		msgs = 1 // an in-process broker (memory://) has no round trip to share
+	if msgs <= 0 && (!c.caps.Persistent || c.caps.PipelinedPublish) {
+		msgs = 1 // an in-process broker (memory://) has no round trip to share; a pipelining adapter overlaps calls itself
 	}
 	if msgs <= 0 {
 		msgs = c.caps.MaxBatch

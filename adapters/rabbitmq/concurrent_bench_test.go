@@ -2,6 +2,7 @@ package rabbitmq_test
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -19,11 +20,17 @@ import (
 // runSingles runs b.N calls of publish from conc goroutines and reports the rate; one op is
 // one message.
 func runSingles(b *testing.B, conc int, publish func(ctx context.Context) error) {
+	runSinglesPer(b, conc, func() func(ctx context.Context) error { return publish })
+}
+
+// runSinglesPer is runSingles with a publish function made per goroutine.
+func runSinglesPer(b *testing.B, conc int, per func() func(ctx context.Context) error) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	ctx := context.Background()
 	resetTimer(b)
 	for range conc {
+		publish := per()
 		wg.Go(func() {
 			for next.Add(1) <= int64(b.N) {
 				if err := publish(ctx); err != nil {
@@ -39,10 +46,12 @@ func runSingles(b *testing.B, conc int, publish func(ctx context.Context) error)
 }
 
 // BenchmarkPublishSingles: the service's publish pattern. conc goroutines each publish one
-// persistent 256-byte message and wait for its confirm. "courier" coalesces concurrent calls
-// (the default), "courier-inflight2" lets two batches be in flight, "courier-uncoalesced" sends every call on its own (the figure before
-// coalescing), "raw" is amqp091 with confirms on one shared channel, each goroutine waiting
-// for its own deferred confirm.
+// persistent 256-byte message and wait for its confirm. "courier" is the default (every call
+// published at once, confirms pipelined on shared channels), "courier-coalesced" merges
+// concurrent calls into batches as on the other brokers (slower here: see
+// Capabilities.PipelinedPublish); "raw-Nch" is amqp091-go with confirms on N shared channels (1, and
+// Courier's default channel count), goroutine g publishing on channel g mod N and waiting for
+// its own deferred confirm.
 func BenchmarkPublishSingles(b *testing.B) {
 	url := endpoint(b)
 	admin := rawChannel(b, url)
@@ -50,7 +59,7 @@ func BenchmarkPublishSingles(b *testing.B) {
 	for _, conc := range []int{1, 16, 64} {
 		b.Run("conc="+strconv.Itoa(conc), func(b *testing.B) {
 			for name, cfg := range map[string]transport.PublisherConfig{
-				"courier": {}, "courier-inflight2": {CoalesceInFlight: 2}, "courier-uncoalesced": {CoalesceMessages: 1},
+				"courier": {}, "courier-coalesced": {CoalesceMessages: 1000},
 			} {
 				b.Run(name, func(b *testing.B) {
 					c := openConfig(b, rabbitmq.Config{URL: url})
@@ -62,25 +71,46 @@ func BenchmarkPublishSingles(b *testing.B) {
 					})
 				})
 			}
-			b.Run("raw", func(b *testing.B) {
-				ch := rawChannel(b, url)
-				if err := ch.Confirm(false); err != nil {
-					b.Fatal(err)
-				}
-				topic := benchName("singles-raw")
-				benchTopology(b, admin, topic)
-				runSingles(b, conc, func(ctx context.Context) error {
-					dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, topic, "", true, false, amqp.Publishing{
-						DeliveryMode: amqp.Persistent, MessageId: uuid.NewString(), Timestamp: time.Now(), Body: payload})
-					if err != nil {
-						return err
-					}
-					if ok, err := dc.WaitContext(ctx); err != nil || !ok {
-						b.Fatal("nacked", err)
-					}
-					return nil
+			for _, chans := range []int{1, rabbitmq.DefaultPublishChannels} {
+				b.Run("raw-"+strconv.Itoa(chans)+"ch", func(b *testing.B) {
+					benchRaw(b, url, admin, conc, chans, payload)
 				})
-			})
+			}
 		})
 	}
+}
+
+// benchRaw is the raw-client baseline of BenchmarkPublishSingles on chans shared channels.
+func benchRaw(b *testing.B, url string, admin *amqp.Channel, conc, chans int, payload []byte) {
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = conn.Close() })
+	chs := make([]*amqp.Channel, chans)
+	for i := range chs {
+		if chs[i], err = conn.Channel(); err != nil {
+			b.Fatal(err)
+		}
+		if err := chs[i].Confirm(false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	topic := benchName("singles-raw")
+	benchTopology(b, admin, topic)
+	var g atomic.Int64
+	runSinglesPer(b, conc, func() func(ctx context.Context) error {
+		ch := chs[int(g.Add(1))%chans]
+		return func(ctx context.Context) error {
+			dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, topic, "", true, false, amqp.Publishing{
+				DeliveryMode: amqp.Persistent, MessageId: uuid.NewString(), Timestamp: time.Now(), Body: payload})
+			if err != nil {
+				return err
+			}
+			if ok, err := dc.WaitContext(ctx); err != nil || !ok {
+				return fmt.Errorf("nacked: %v", err)
+			}
+			return nil
+		}
+	})
 }

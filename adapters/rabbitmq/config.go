@@ -41,9 +41,9 @@ const (
 	// DefaultMaxHeaderValueBytes is the longest header value accepted. All headers of a
 	// message also have to fit one AMQP frame (128 KiB by default); Publish checks that.
 	DefaultMaxHeaderValueBytes = 64 << 10
-	// DefaultPublishChannels is how many confirm-mode channels publish at the same time.
+	// DefaultPublishChannels is how many shared confirm-mode channels publish.
 	DefaultPublishChannels = 8
-	// DefaultMaxInFlight is how many unconfirmed messages one publish channel keeps in
+	// DefaultMaxInFlight is how many unconfirmed messages one publish call keeps in
 	// flight before waiting for confirms.
 	DefaultMaxInFlight = 1024
 	// DefaultDialTimeout bounds one TCP connect plus the TLS and AMQP handshakes.
@@ -128,11 +128,13 @@ type Config struct {
 	// DefaultMaxHeaderValueBytes (64 KiB).
 	MaxHeaderValueBytes int
 
-	// PublishChannels is the most confirm-mode channels publishing at once; each publish
-	// call holds one for its whole batch. Default DefaultPublishChannels (8).
+	// PublishChannels is how many confirm-mode channels the publish connection opens (as
+	// they are needed). Concurrent publish calls share them in turn: a call publishes its
+	// batch on one and waits for its confirms without holding it, so confirms of concurrent
+	// calls are pipelined. Default DefaultPublishChannels (8).
 	PublishChannels int
 
-	// MaxInFlight is the most unconfirmed messages per publish channel. Default
+	// MaxInFlight is the most unconfirmed messages of one publish call. Default
 	// DefaultMaxInFlight (1024).
 	MaxInFlight int
 
@@ -297,9 +299,9 @@ var urlParams = urlparam.Table[Config]{
 			Set: urlparam.SetInt(func(c *Config) *int { return &c.MaxMessageBytes })},
 		{Name: "max_header_value_bytes", Kind: urlparam.Int, Default: "65536", Doc: "longest header value accepted",
 			Set: urlparam.SetInt(func(c *Config) *int { return &c.MaxHeaderValueBytes })},
-		{Name: "publish_channels", Kind: urlparam.Int, Default: "8", Doc: "confirm-mode channels publishing at once",
+		{Name: "publish_channels", Kind: urlparam.Int, Default: "8", Doc: "shared confirm-mode channels publishing",
 			Set: urlparam.SetInt(func(c *Config) *int { return &c.PublishChannels })},
-		{Name: "max_in_flight", Kind: urlparam.Int, Default: "1024", Doc: "unconfirmed messages per publish channel",
+		{Name: "max_in_flight", Kind: urlparam.Int, Default: "1024", Doc: "unconfirmed messages per publish call",
 			Set: urlparam.SetInt(func(c *Config) *int { return &c.MaxInFlight })},
 		{Name: "heartbeat", Kind: urlparam.Duration, LegacyUnit: time.Second, Default: DefaultHeartbeat.String(), Doc: "AMQP heartbeat interval, at least 1s",
 			Set: urlparam.SetDuration(func(c *Config) *time.Duration { return &c.Heartbeat })},

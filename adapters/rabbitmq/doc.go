@@ -28,10 +28,12 @@
 // # Publishing
 //
 // Publish returns nil only when the broker confirmed every message: publisher confirms are
-// always on. A batch is published on one confirm-mode channel from a pool (at most
-// Config.PublishChannels, channels are not shared between goroutines), with up to
-// Config.MaxInFlight confirms outstanding: the batch is pipelined, never one round trip
-// per message. A message no queue is bound for (a topic nobody subscribed to) is dropped by
+// always on. A batch is published on one of Config.PublishChannels confirm-mode channels,
+// with up to Config.MaxInFlight confirms outstanding: the batch is pipelined, never one
+// round trip per message. Channels are shared: a call waits for its confirms without holding
+// its channel, so the confirms of concurrent calls are pipelined too, and concurrent calls
+// are not merged into batches (transport.PublisherConfig.CoalesceMessages defaults to 1
+// here). A message no queue is bound for (a topic nobody subscribed to) is dropped by
 // the broker and Publish succeeds, as on Pub/Sub and memory:// — Courier's portable
 // behaviour; subscribe before publishing. With Config.ReportUnroutable every message is
 // published with the mandatory flag, so such a message comes back (basic.return) and fails

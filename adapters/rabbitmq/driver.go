@@ -132,6 +132,7 @@ func (d *Driver) Capabilities() driver.Capabilities {
 		MaxHeaderNameBytes:  maxShortString,
 		MaxHeaderBytes:      120 << 10, // all headers fit one AMQP frame (128 KiB by default)
 		MaxBatch:            d.cfg.MaxInFlight,
+		PipelinedPublish:    true,
 	}
 }
 

@@ -129,6 +129,12 @@ type Capabilities struct {
 	// MaxBatch is the most messages the adapter sends in one broker request; Publish accepts
 	// any number and the adapter splits. Informational.
 	MaxBatch int
+	// PipelinedPublish: the adapter overlaps concurrent Publish calls itself, each message
+	// being its own broker request anyway (RabbitMQ: confirms of concurrent calls pipelined on
+	// shared channels). The publisher then does not merge concurrent calls by default
+	// (transport.PublisherConfig.CoalesceMessages): merging would only hold calls back while
+	// a batch is in flight.
+	PipelinedPublish bool
 }
 
 // SubscriptionSpec tells a driver which subscription to consume and how.
