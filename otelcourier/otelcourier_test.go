@@ -90,7 +90,7 @@ func TestProcessSpanStatus(t *testing.T) {
 	}
 	attrs := map[string]string{}
 	for _, kv := range spans[0].Attributes() {
-		attrs[string(kv.Key)] = kv.Value.Emit()
+		attrs[string(kv.Key)] = kv.Value.String()
 	}
 	for k, v := range map[string]string{"messaging.system": "kafka", "messaging.kafka.message.key": "k", "courier.attempt": "2",
 		"messaging.consumer.group.name": "billing", "messaging.operation.type": "process"} {
