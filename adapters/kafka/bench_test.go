@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 
 	"github.com/courierhq/courier/adapters/kafka"
 	"github.com/courierhq/courier/integration/brokers"
+	"github.com/courierhq/courier/internal/benchkit"
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/transport"
 )
@@ -78,17 +78,10 @@ func reportRate(b *testing.B, msgs int, elapsed time.Duration) {
 	b.ReportMetric(float64(msgs)/elapsed.Seconds(), "msgs/s")
 }
 
-// cpuTime returns the process's user+system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // reportCPU reports CPU time per message: on a shared, loaded machine it is steadier than
 // the rate.
 func reportCPU(b *testing.B, msgs int, since time.Duration) {
-	b.ReportMetric(float64(cpuTime()-since)/float64(msgs), "cpu-ns/msg")
+	b.ReportMetric(float64(benchkit.CPUTime()-since)/float64(msgs), "cpu-ns/msg")
 }
 
 // BenchmarkPublish: 16 goroutines publish batches of 10 records; one op is one batch.
@@ -101,7 +94,7 @@ func BenchmarkPublish(b *testing.B) {
 		topic := benchTopic(b, c)
 		b.SetParallelism(benchPublishers / max(1, runtimeProcs()))
 		b.ResetTimer()
-		start, cpu0 := time.Now(), cpuTime()
+		start, cpu0 := time.Now(), benchkit.CPUTime()
 		b.RunParallel(func(pb *testing.PB) {
 			ctx := context.Background()
 			msgs := make([]*message.Message, benchBatch)
@@ -135,7 +128,7 @@ func BenchmarkPublish(b *testing.B) {
 		defer w.Close()
 		b.SetParallelism(benchPublishers / max(1, runtimeProcs()))
 		b.ResetTimer()
-		start, cpu0 := time.Now(), cpuTime()
+		start, cpu0 := time.Now(), benchkit.CPUTime()
 		b.RunParallel(func(pb *testing.PB) {
 			ctx := context.Background()
 			msgs := make([]kafkago.Message, benchBatch)
@@ -241,7 +234,7 @@ func BenchmarkConsume(b *testing.B) {
 			}
 			if i == warm {
 				b.ResetTimer()
-				start, cpu0 = time.Now(), cpuTime()
+				start, cpu0 = time.Now(), benchkit.CPUTime()
 			}
 		}
 		elapsed := time.Since(start)
@@ -301,7 +294,7 @@ func consumeCourier(b *testing.B, addrs []string, concurrency int) {
 	}()
 	<-warmed
 	b.ResetTimer()
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), benchkit.CPUTime()
 	<-done
 	elapsed := time.Since(start)
 	b.StopTimer()

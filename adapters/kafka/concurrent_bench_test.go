@@ -8,13 +8,13 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/courierhq/courier/adapters/kafka"
+	"github.com/courierhq/courier/internal/benchkit"
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/transport"
 )
@@ -41,28 +41,6 @@ func openKafka(b *testing.B, addrs []string, batchTimeout time.Duration) *transp
 	return c
 }
 
-// runSingles runs b.N calls of publish from conc goroutines and reports the rate.
-func runSingles(b *testing.B, conc int, publish func(ctx context.Context) error) {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	ctx := context.Background()
-	b.ResetTimer()
-	start, cpu0 := time.Now(), cpuTime()
-	for range conc {
-		wg.Go(func() {
-			for next.Add(1) <= int64(b.N) {
-				if err := publish(ctx); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	reportRate(b, b.N, time.Since(start))
-	reportCPU(b, b.N, cpu0)
-}
-
 func BenchmarkPublishSingles(b *testing.B) {
 	addrs := benchBrokers(b)
 	payload := bytes.Repeat([]byte("p"), benchPayload)
@@ -71,7 +49,7 @@ func BenchmarkPublishSingles(b *testing.B) {
 			b.Run("courier", func(b *testing.B) {
 				c := openKafka(b, addrs, 0)
 				topic := benchTopic(b, c)
-				runSingles(b, conc, func(ctx context.Context) error {
+				benchkit.Run(b, conc, func(ctx context.Context) error {
 					return c.Publish(ctx, topic, &message.Message{Payload: payload})
 				})
 			})
@@ -79,7 +57,7 @@ func BenchmarkPublishSingles(b *testing.B) {
 				c := openKafka(b, addrs, 0)
 				topic := benchTopic(b, c)
 				p := c.Publisher(transport.PublisherConfig{CoalesceInFlight: 2})
-				runSingles(b, conc, func(ctx context.Context) error {
+				benchkit.Run(b, conc, func(ctx context.Context) error {
 					return p.Publish(ctx, topic, &message.Message{Payload: payload})
 				})
 			})
@@ -87,7 +65,7 @@ func BenchmarkPublishSingles(b *testing.B) {
 				c := openKafka(b, addrs, 2*time.Millisecond)
 				topic := benchTopic(b, c)
 				p := c.Publisher(transport.PublisherConfig{CoalesceMessages: 1})
-				runSingles(b, conc, func(ctx context.Context) error {
+				benchkit.Run(b, conc, func(ctx context.Context) error {
 					return p.Publish(ctx, topic, &message.Message{Payload: payload})
 				})
 			})
@@ -102,7 +80,7 @@ func BenchmarkPublishSingles(b *testing.B) {
 					BatchSize: kafka.DefaultBatchSize, BatchBytes: 1 << 20, BatchTimeout: 2 * time.Millisecond,
 				}
 				defer w.Close()
-				runSingles(b, conc, func(ctx context.Context) error {
+				benchkit.Run(b, conc, func(ctx context.Context) error {
 					return w.WriteMessages(ctx, kafkago.Message{Value: payload, Time: time.Now()})
 				})
 			})

@@ -12,6 +12,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/courierhq/courier/adapters/kafka"
+	"github.com/courierhq/courier/internal/benchkit"
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/transport"
 )
@@ -38,7 +39,7 @@ func BenchmarkConsumeDefaults(b *testing.B) {
 		var n atomic.Int64
 		done := make(chan struct{})
 		b.ResetTimer()
-		start, cpu0 := time.Now(), cpuTime()
+		start, cpu0 := time.Now(), benchkit.CPUTime()
 		s, err := c.Subscribe(ctx, topic, topic+"-g", transport.SubscriberConfig{})
 		if err != nil {
 			b.Fatal(err)
@@ -71,7 +72,7 @@ func BenchmarkConsumeDefaults(b *testing.B) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		b.ResetTimer()
-		start, cpu0 := time.Now(), cpuTime()
+		start, cpu0 := time.Now(), benchkit.CPUTime()
 		r := kafkago.NewReader(kafkago.ReaderConfig{Brokers: addrs, GroupID: topic + "-g", Topic: topic})
 		defer r.Close()
 		var latest atomic.Pointer[kafkago.Message]

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/courierhq/courier/adapters/rabbitmq"
+	"github.com/courierhq/courier/internal/benchkit"
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/transport"
 )
@@ -60,7 +60,7 @@ func benchName(kind string) string {
 func report(b *testing.B, n int) {
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "msgs/s")
 	if cpuStart != 0 {
-		b.ReportMetric(float64(cpuTime()-cpuStart)/float64(time.Microsecond)/float64(n), "cpu-µs/msg")
+		b.ReportMetric(float64(benchkit.CPUTime()-cpuStart)/float64(time.Microsecond)/float64(n), "cpu-µs/msg")
 	}
 }
 
@@ -69,15 +69,7 @@ var cpuStart time.Duration
 // resetTimer resets the benchmark timer and the CPU time baseline.
 func resetTimer(b *testing.B) {
 	b.ResetTimer()
-	cpuStart = cpuTime()
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	cpuStart = benchkit.CPUTime()
 }
 
 // rawPublish publishes n persistent messages with confirms, keeping window in flight.

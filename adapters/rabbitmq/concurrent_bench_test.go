@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,37 +12,10 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/courierhq/courier/adapters/rabbitmq"
+	"github.com/courierhq/courier/internal/benchkit"
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/transport"
 )
-
-// runSingles runs b.N calls of publish from conc goroutines and reports the rate; one op is
-// one message.
-func runSingles(b *testing.B, conc int, publish func(ctx context.Context) error) {
-	runSinglesPer(b, conc, func() func(ctx context.Context) error { return publish })
-}
-
-// runSinglesPer is runSingles with a publish function made per goroutine.
-func runSinglesPer(b *testing.B, conc int, per func() func(ctx context.Context) error) {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	ctx := context.Background()
-	resetTimer(b)
-	for range conc {
-		publish := per()
-		wg.Go(func() {
-			for next.Add(1) <= int64(b.N) {
-				if err := publish(ctx); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	b.StopTimer()
-	report(b, b.N)
-}
 
 // BenchmarkPublishSingles: the service's publish pattern. conc goroutines each publish one
 // persistent 256-byte message and wait for its confirm. "courier" is the default (every call
@@ -66,7 +38,7 @@ func BenchmarkPublishSingles(b *testing.B) {
 					topic := benchName("singles")
 					benchTopology(b, admin, topic)
 					p := c.Publisher(cfg)
-					runSingles(b, conc, func(ctx context.Context) error {
+					benchkit.Run(b, conc, func(ctx context.Context) error {
 						return p.Publish(ctx, topic, &message.Message{Payload: payload})
 					})
 				})
@@ -99,7 +71,7 @@ func benchRaw(b *testing.B, url string, admin *amqp.Channel, conc, chans int, pa
 	topic := benchName("singles-raw")
 	benchTopology(b, admin, topic)
 	var g atomic.Int64
-	runSinglesPer(b, conc, func() func(ctx context.Context) error {
+	benchkit.RunPer(b, conc, func() func(ctx context.Context) error {
 		ch := chs[int(g.Add(1))%chans]
 		return func(ctx context.Context) error {
 			dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, topic, "", true, false, amqp.Publishing{

@@ -3,8 +3,6 @@ package sqs_test
 import (
 	"context"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -12,31 +10,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/google/uuid"
 
+	"github.com/courierhq/courier/internal/benchkit"
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/transport"
 )
-
-// runSingles runs b.N calls of publish from conc goroutines and reports the rate; one op is
-// one message.
-func runSingles(b *testing.B, conc int, publish func(ctx context.Context) error) {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	ctx := context.Background()
-	b.ResetTimer()
-	for range conc {
-		wg.Go(func() {
-			for next.Add(1) <= int64(b.N) {
-				if err := publish(ctx); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-}
 
 // BenchmarkPublishSingles: the service's publish pattern. conc goroutines each publish one
 // 256-byte message and wait for SQS to accept it. "courier" coalesces concurrent calls (the
@@ -59,7 +36,7 @@ func BenchmarkPublishSingles(b *testing.B) {
 					if err := p.Publish(context.Background(), topic, &message.Message{Payload: payload}); err != nil {
 						b.Fatal(err) // queue resolved before the clock starts
 					}
-					runSingles(b, conc, func(ctx context.Context) error {
+					benchkit.Run(b, conc, func(ctx context.Context) error {
 						return p.Publish(ctx, topic, &message.Message{Payload: payload})
 					})
 				})
@@ -67,7 +44,7 @@ func BenchmarkPublishSingles(b *testing.B) {
 			b.Run("raw", func(b *testing.B) {
 				_, url := e.queue(b)
 				body := aws.String(string(payload))
-				runSingles(b, conc, func(ctx context.Context) error {
+				benchkit.Run(b, conc, func(ctx context.Context) error {
 					_, err := e.raw.SendMessage(ctx, &awssqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: body,
 						MessageAttributes: map[string]types.MessageAttributeValue{
 							"id": {DataType: aws.String("String"), StringValue: aws.String(uuid.Must(uuid.NewV7()).String())},
