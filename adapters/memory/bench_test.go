@@ -3,10 +3,10 @@ package memory_test
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 	"testing"
 
 	"github.com/courierhq/courier/adapters/memory"
+	"github.com/courierhq/courier/internal/benchkit"
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/transport"
 )
@@ -26,18 +26,9 @@ func BenchmarkEndToEnd(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			var handled atomic.Int64
-			done := make(chan struct{})
-			total := int64(b.N)
+			count, done := benchkit.CountTo(b.N)
 			rctx, cancel := context.WithCancel(ctx)
-			go func() {
-				_ = sub.Run(rctx, func(context.Context, *message.Message) error {
-					if handled.Add(1) == total {
-						close(done)
-					}
-					return nil
-				})
-			}()
+			go func() { _ = sub.Run(rctx, count) }()
 			payload := make([]byte, 256)
 			const batch = 100
 			msgs := make([]*message.Message, batch)

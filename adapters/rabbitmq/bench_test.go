@@ -3,7 +3,6 @@ package rabbitmq_test
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -198,21 +197,12 @@ func BenchmarkConsume(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		var handled atomic.Int64
-		done := make(chan struct{})
-		total := int64(b.N)
+		count, done := benchkit.CountTo(b.N)
 		rctx, cancel := context.WithCancel(ctx)
 		runDone := make(chan error, 1)
 		b.SetBytes(benchPayload)
 		resetTimer(b)
-		go func() {
-			runDone <- sub.Run(rctx, func(context.Context, *message.Message) error {
-				if handled.Add(1) == total {
-					close(done)
-				}
-				return nil
-			})
-		}()
+		go func() { runDone <- sub.Run(rctx, count) }()
 		<-done
 		b.StopTimer()
 		report(b, b.N)

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/courierhq/courier/message"
 )
 
 // CPUTime is the user and system CPU time the process has used so far (0 where getrusage
@@ -68,4 +70,17 @@ func Report(b *testing.B, n int, cpu0 time.Duration) {
 	if cpu0 != 0 {
 		b.ReportMetric(float64(CPUTime()-cpu0)/float64(time.Microsecond)/float64(n), "cpu-µs/msg")
 	}
+}
+
+// CountTo returns a handler that counts its calls and a channel closed at the n-th: a
+// consume benchmark runs it and waits on the channel.
+func CountTo(n int) (message.Handler, <-chan struct{}) {
+	var handled atomic.Int64
+	done := make(chan struct{})
+	return func(context.Context, *message.Message) error {
+		if handled.Add(1) == int64(n) {
+			close(done)
+		}
+		return nil
+	}, done
 }
