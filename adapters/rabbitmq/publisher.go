@@ -37,6 +37,13 @@ type pubChannel struct {
 	closes chan *amqp.Error
 	load   atomic.Int64 // messages of calls on this channel not yet resolved
 
+	// sendMu keeps a declaration (exchange.declare, queue.declare: one method frame, sent by
+	// amqp091-go without the channel's publish lock) from landing between the method, header
+	// and body frames of a concurrent publish on the shared channel, which the broker answers
+	// with 505 UNEXPECTED_FRAME and closes the whole connection. Publishes share it (amqp091-go
+	// serialises them itself); a declaration holds it alone.
+	sendMu sync.RWMutex
+
 	mu     sync.Mutex
 	reason *amqp.Error
 
@@ -427,7 +434,11 @@ func (p *publisher) ensure(ctx context.Context, pc *pubChannel, o *outgoing) err
 	if ok && dd.gen == pc.gen && (o.maxAge == 0 || time.Since(dd.at) < o.maxAge) {
 		return nil
 	}
-	if err := p.d.rpc(ctx, func() error { return o.declare(pc.ch) }, nil); err != nil {
+	if err := p.d.rpc(ctx, func() error {
+		pc.sendMu.Lock()
+		defer pc.sendMu.Unlock()
+		return o.declare(pc.ch)
+	}, nil); err != nil {
 		return err
 	}
 	p.mu.Lock()
@@ -517,7 +528,9 @@ func (b *batchSend) publishAll() error {
 		}
 		clear(h)
 		key, pub := b.o.build(idx, h)
+		b.pc.sendMu.RLock()
 		dc, err := b.pc.ch.PublishWithDeferredConfirm(b.o.exchange, key, b.o.mandatory, false, pub)
+		b.pc.sendMu.RUnlock()
 		if err != nil {
 			// Header tables are built from strings and cannot fail validation: the
 			// channel or its connection broke (a write error can come before amqp091-go

