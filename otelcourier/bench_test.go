@@ -3,7 +3,6 @@ package otelcourier_test
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/courierhq/courier/adapters/memory"
+	"github.com/courierhq/courier/internal/benchkit"
 	"github.com/courierhq/courier/message"
 	"github.com/courierhq/courier/otelcourier"
 	"github.com/courierhq/courier/transport"
@@ -63,35 +63,15 @@ func benchEndToEnd(b *testing.B, obs transport.Observer, conc int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var handled atomic.Int64
-	done := make(chan struct{})
-	total := int64(b.N)
+	count, done := benchkit.CountTo(b.N)
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() {
-		_ = sub.Run(rctx, func(context.Context, *message.Message) error {
-			if handled.Add(1) == total {
-				close(done)
-			}
-			return nil
-		})
-	}()
+	go func() { _ = sub.Run(rctx, count) }()
 	pub := conn.Publisher(transport.PublisherConfig{Observer: obs})
-	payload := make([]byte, 256)
-	const batch = 100
-	msgs := make([]*message.Message, batch)
 	b.ReportAllocs()
 	b.SetBytes(256)
 	b.ResetTimer()
-	for sent := 0; sent < b.N; sent += batch {
-		n := min(batch, b.N-sent)
-		for i := 0; i < n; i++ {
-			msgs[i] = &message.Message{Payload: payload}
-		}
-		if err := pub.Publish(ctx, "bench", msgs[:n]...); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchkit.PublishN(b, b.N, 256, func(msgs ...*message.Message) error { return pub.Publish(ctx, "bench", msgs...) })
 	<-done
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")

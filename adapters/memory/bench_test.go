@@ -29,21 +29,10 @@ func BenchmarkEndToEnd(b *testing.B) {
 			count, done := benchkit.CountTo(b.N)
 			rctx, cancel := context.WithCancel(ctx)
 			go func() { _ = sub.Run(rctx, count) }()
-			payload := make([]byte, 256)
-			const batch = 100
-			msgs := make([]*message.Message, batch)
 			b.ReportAllocs()
 			b.SetBytes(256)
 			b.ResetTimer()
-			for sent := 0; sent < b.N; sent += batch {
-				n := min(batch, b.N-sent)
-				for i := 0; i < n; i++ {
-					msgs[i] = &message.Message{Payload: payload}
-				}
-				if err := conn.Publish(ctx, "bench", msgs[:n]...); err != nil {
-					b.Fatal(err)
-				}
-			}
+			benchkit.PublishN(b, b.N, 256, func(msgs ...*message.Message) error { return conn.Publish(ctx, "bench", msgs...) })
 			<-done
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,26 +11,9 @@ import (
 	"time"
 
 	"github.com/courierhq/courier/adapters/rabbitmq"
+	"github.com/courierhq/courier/internal/logtest"
 	"github.com/courierhq/courier/message"
 )
-
-// syncBuffer is a bytes.Buffer safe for the adapter's concurrent log lines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestDeclareWhilePublishing: publishes to new topics (each declares its exchange on a shared
 // publish channel) while 16 goroutines publish to another topic on the same channels. A
@@ -40,8 +22,8 @@ func (s *syncBuffer) String() string {
 // sending again: so the test looks for the reconnect in the log, not for a failed call.
 func TestDeclareWhilePublishing(t *testing.T) {
 	url := endpoint(t)
-	var logs syncBuffer
-	c := openConfig(t, rabbitmq.Config{URL: url, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	logger, logs := logtest.Capture(t)
+	c := openConfig(t, rabbitmq.Config{URL: url, Logger: logger})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	base := fmt.Sprintf("declare-race-%d", time.Now().UnixNano())
@@ -66,7 +48,7 @@ func TestDeclareWhilePublishing(t *testing.T) {
 	}
 	stop.Store(true)
 	wg.Wait()
-	if strings.Contains(logs.String(), "connection lost") {
-		t.Errorf("the connection was lost while declaring next to publishes (%d published):\n%s", published.Load(), logs.String())
+	if logs.Contains("connection lost") {
+		t.Errorf("the connection was lost while declaring next to publishes (%d published):\n%s", published.Load(), strings.Join(logs.Lines(), "\n"))
 	}
 }

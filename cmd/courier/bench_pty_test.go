@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"io"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -19,7 +20,7 @@ import (
 func TestBenchProgressOnTerminal(t *testing.T) {
 	ptmx, tty, err := pty.Open()
 	if err != nil {
-		t.Skipf("no pseudo-terminal: %v", err)
+		noPTY(t, err)
 	}
 	defer ptmx.Close()
 	output := make(chan string, 1)
@@ -56,7 +57,7 @@ func TestBenchProgressOnTerminal(t *testing.T) {
 func TestBenchProgressNever(t *testing.T) {
 	ptmx, tty, err := pty.Open()
 	if err != nil {
-		t.Skipf("no pseudo-terminal: %v", err)
+		noPTY(t, err)
 	}
 	defer ptmx.Close()
 	output := make(chan string, 1)
@@ -70,4 +71,14 @@ func TestBenchProgressNever(t *testing.T) {
 	if code != 0 || strings.Contains(out, "\rsent") || !strings.Contains(out, "\nsent      ") {
 		t.Errorf("exit %d; want the summary and no progress line: %q", code, out)
 	}
+}
+
+// noPTY skips a test that needs a pseudo-terminal where none can be opened, except in CI
+// (CI set), where the machine has one and the test must run.
+func noPTY(t *testing.T, err error) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf("no pseudo-terminal: %v (CI is set: this test must run)", err)
+	}
+	t.Skipf("no pseudo-terminal: %v", err)
 }

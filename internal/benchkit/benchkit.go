@@ -84,3 +84,21 @@ func CountTo(n int) (message.Handler, <-chan struct{}) {
 		return nil
 	}, done
 }
+
+// PublishN publishes n messages of size bytes through publish, in batches of 100 (fresh
+// messages each time, as a service would make them).
+func PublishN(b *testing.B, n, size int, publish func(msgs ...*message.Message) error) {
+	b.Helper()
+	payload := make([]byte, size)
+	const batch = 100
+	msgs := make([]*message.Message, batch)
+	for sent := 0; sent < n; sent += batch {
+		k := min(batch, n-sent)
+		for i := range k {
+			msgs[i] = &message.Message{Payload: payload}
+		}
+		if err := publish(msgs[:k]...); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
